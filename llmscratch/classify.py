@@ -237,52 +237,60 @@ from llmscratch import course
 
 
 def train_classifier(model, train_loader, val_set, epochs: int = 1, lr: float = 1e-4,
-                     weight_decay: float = 0.01, eval_every: int = 50, keep_best: bool = False,
+                     weight_decay: float = 0.01, eval_every: int = 50, patience: int | None = None,
                      seed: int = 0) -> dict:
     """Fine-tune the trainable parameters of `model` with AdamW; returns the history.
 
     history: lists 'examples' (seen so far), 'train_loss', 'train_acc' (averaged since the
-    previous record), 'val_loss', 'val_acc' (on val_set), and 'seconds' (training time)."""
+    previous record), 'val_loss', 'val_acc' (on val_set), and 'seconds' (training time).
+    With `patience`, training stops early once the validation accuracy has not improved for
+    that many evaluations, and the weights with the best validation accuracy are restored."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("every parameter is frozen: unfreeze something (freeze_except, apply_lora)")
     device = params[0].device
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     history = {key: [] for key in ("examples", "train_loss", "train_acc", "val_loss", "val_acc")}
-    best_acc, best_state = -1.0, None
+    best_acc, best_state, since_best = -1.0, None, 0
     seen = step = 0
     window = [0.0, 0, 0]  # loss sum, correct, count since the last record
     torch.manual_seed(seed)  # dropout masks
     start = time.perf_counter()
-    bar = course.progress(total=epochs * len(train_loader), desc="fine-tuning")
+    total = epochs * len(train_loader)
+    bar = course.progress(total=total, desc="fine-tuning")
     model.train()  # dropout on (evaluate() switches it off and back on)
-    for _epoch in range(epochs):
-        for ids, lengths, labels in train_loader:
-            ids, lengths, labels = ids.to(device), lengths.to(device), labels.to(device)
-            logits = last_token_logits(model, ids, lengths)
-            loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, max_norm=1.0)
-            optimizer.step()
-            step, seen = step + 1, seen + len(labels)
-            window[0] += loss.item() * len(labels)
-            window[1] += (logits.argmax(dim=-1) == labels).sum().item()
-            window[2] += len(labels)
-            bar.update()
-            if step % eval_every == 0 or step == bar.total:
-                val = evaluate(model, val_set)
-                for key, value in [("examples", seen), ("train_loss", window[0] / window[2]),
-                                   ("train_acc", window[1] / window[2]),
-                                   ("val_loss", val["loss"]), ("val_acc", val["accuracy"])]:
-                    history[key].append(value)
-                window = [0.0, 0, 0]
-                bar.set_postfix(val_acc=f"{val['accuracy']:.3f}")
-                if keep_best and val["accuracy"] > best_acc:
-                    best_acc = val["accuracy"]
-                    best_state = copy.deepcopy(model.state_dict())
+    batches = (batch for _epoch in range(epochs) for batch in train_loader)
+    for ids, lengths, labels in batches:
+        ids, lengths, labels = ids.to(device), lengths.to(device), labels.to(device)
+        logits = last_token_logits(model, ids, lengths)
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, max_norm=1.0)
+        optimizer.step()
+        step, seen = step + 1, seen + len(labels)
+        window[0] += loss.item() * len(labels)
+        window[1] += (logits.argmax(dim=-1) == labels).sum().item()
+        window[2] += len(labels)
+        bar.update()
+        if step % eval_every and step < total:
+            continue
+        val = evaluate(model, val_set)
+        for key, value in [("examples", seen), ("train_loss", window[0] / window[2]),
+                           ("train_acc", window[1] / window[2]),
+                           ("val_loss", val["loss"]), ("val_acc", val["accuracy"])]:
+            history[key].append(value)
+        window = [0.0, 0, 0]
+        bar.set_postfix(val_acc=f"{val['accuracy']:.3f}")
+        if patience is not None:
+            if val["accuracy"] > best_acc:
+                best_acc, best_state, since_best = val["accuracy"], copy.deepcopy(model.state_dict()), 0
+            else:
+                since_best += 1
+                if since_best >= patience:
+                    break  # no progress for `patience` evaluations: stop early
     bar.close()
-    if keep_best:
+    if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     history["seconds"] = time.perf_counter() - start

@@ -282,21 +282,21 @@ def load_splits(folder=INSTRUCT_DIR):
 def format_prompt(example):
     """Alpaca-style prompt: instruction, input (when there is one), then the response header.
 
-    The answer is the text that follows the returned string.
+    The answer follows the returned string after one space: format_prompt(e) + " " + e["output"].
     """
-    text = f"### Instruction:\n{example['instruction']}\n\n"
+    text = f"### Instruction: {example['instruction']}\n\n"
     if example.get("input"):
-        text += f"### Input:\n{example['input']}\n\n"
-    return text + "### Response:\n"
+        text += f"### Input: {example['input']}\n\n"
+    return text + "### Response:"
 
 
 import torch
 
 
 def tokenize_example(example, encoding):
-    """(ids of prompt + answer + <|endoftext|>, number of prompt tokens)."""
+    """(ids of prompt + " " answer + <|endoftext|>, number of prompt tokens)."""
     prompt = encoding.encode(format_prompt(example))
-    answer = encoding.encode(example["output"]) + [encoding.eot_token]
+    answer = encoding.encode(" " + example["output"]) + [encoding.eot_token]
     return prompt + answer, len(prompt)
 
 
@@ -347,7 +347,7 @@ def respond(model, encoding, example, max_new_tokens=None):
     new = generate(model, idx, max_new_tokens, eos_id=encoding.eot_token)[0, len(prompt) :].tolist()
     if new and new[-1] == encoding.eot_token:
         new = new[:-1]
-    return encoding.decode(new)
+    return encoding.decode(new).strip()  # the answer starts after a space
 
 
 def respond_all(model, encoding, examples, desc="answering"):

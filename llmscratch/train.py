@@ -141,6 +141,77 @@ class ReplayableBatches:
         return torch.stack(inputs), torch.stack(targets)
 
 
+import torch
+
+
+def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
+    """Keep the k largest logits of each row (ties with the k-th are kept too); the rest -> -inf."""
+    if k is None or k >= logits.shape[-1]:
+        return logits
+    if k < 1:
+        raise ValueError(f"top_k must be at least 1, got {k}")
+    kth_largest = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth_largest, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float | None) -> torch.Tensor:
+    """Keep, in each row, the most likely tokens until their probabilities sum to at least p."""
+    if p is None or p >= 1.0:
+        return logits
+    if p <= 0.0:
+        raise ValueError(f"top_p must be in (0, 1], got {p}")
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    mass_above = probs.cumsum(dim=-1) - probs  # probability of the tokens ranked higher
+    drop_sorted = mass_above >= p              # the top token always stays (its mass_above is 0)
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # back to vocabulary order
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                     top_p: float | None = None) -> torch.Tensor:
+    """The distribution a sampler draws from: temperature first, then top-k, then top-p."""
+    if temperature <= 0:
+        raise ValueError("temperature must be positive here; temperature=0 means greedy decoding")
+    logits = top_p_filter(top_k_filter(logits / temperature, top_k), top_p)
+    return torch.softmax(logits, dim=-1)
+
+
+def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token id per row of logits [batch, vocab] -> [batch, 1]; temperature 0 is greedy."""
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    probs = next_token_probs(logits, temperature, top_k, top_p)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+import torch
+
+from llmscratch.model import generate as generate_with
+
+
+def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, eos_id: int | None = None, context_length: int | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Extend idx [batch, tokens] by up to max_new_tokens sampled tokens (KV cache; stops once
+    every row has produced eos_id). temperature=0 is greedy decoding."""
+    def choose(logits):
+        return sample_next(logits, temperature, top_k, top_p, generator)
+
+    return generate_with(model, idx, max_new_tokens, choose=choose, context_length=context_length,
+                         eos_id=eos_id)
+
+
+def sample_text(model, encoding, prompt: str, max_new_tokens: int = 40, temperature: float = 0.8,
+                top_k: int | None = 50, top_p: float | None = None, seed: int = 0, device="cpu") -> str:
+    """Prompt + continuation as text; the seed makes the sample repeatable."""
+    idx = torch.tensor([encoding.encode(prompt, allowed_special="all")], device=device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    out = generate(model, idx, max_new_tokens, temperature, top_k, top_p, generator=generator)
+    return encoding.decode(out[0].tolist())
+
+
 from dataclasses import dataclass
 
 
@@ -258,82 +329,14 @@ def plot_losses(history: dict, ax=None, x: str = "step", label: str = "", window
     line, = ax.plot(steps, losses, alpha=0.25, lw=0.8)
     ax.plot(steps, smooth(losses, window), color=line.get_color(), label=f"{prefix}train (moving average)")
     if evals:
-        ax.plot([e["step"] * scale for e in evals], [e["val_loss"] for e in evals], "o--",
-                color=line.get_color(), ms=3, label=f"{prefix}validation")
+        at = [e["step"] * scale for e in evals]
+        ax.plot(at, [e["eval_train_loss"] for e in evals], "x", color=line.get_color(), ms=4,
+                label=f"{prefix}train (fixed sample)")
+        ax.plot(at, [e["val_loss"] for e in evals], "o--", color=line.get_color(), ms=3,
+                label=f"{prefix}validation (fixed sample)")
     ax.set(xlabel=x, ylabel="cross-entropy loss")
     ax.legend()
     return ax
-
-
-import torch
-
-
-def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
-    """Keep the k largest logits of each row (ties with the k-th are kept too); the rest -> -inf."""
-    if k is None or k >= logits.shape[-1]:
-        return logits
-    if k < 1:
-        raise ValueError(f"top_k must be at least 1, got {k}")
-    kth_largest = torch.topk(logits, k, dim=-1).values[..., -1:]
-    return logits.masked_fill(logits < kth_largest, float("-inf"))
-
-
-def top_p_filter(logits: torch.Tensor, p: float | None) -> torch.Tensor:
-    """Keep, in each row, the most likely tokens until their probabilities sum to at least p."""
-    if p is None or p >= 1.0:
-        return logits
-    if p <= 0.0:
-        raise ValueError(f"top_p must be in (0, 1], got {p}")
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-    probs = torch.softmax(sorted_logits, dim=-1)
-    mass_above = probs.cumsum(dim=-1) - probs  # probability of the tokens ranked higher
-    drop_sorted = mass_above >= p              # the top token always stays (its mass_above is 0)
-    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # back to vocabulary order
-    return logits.masked_fill(drop, float("-inf"))
-
-
-def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                     top_p: float | None = None) -> torch.Tensor:
-    """The distribution a sampler draws from: temperature first, then top-k, then top-p."""
-    if temperature <= 0:
-        raise ValueError("temperature must be positive here; temperature=0 means greedy decoding")
-    logits = top_p_filter(top_k_filter(logits / temperature, top_k), top_p)
-    return torch.softmax(logits, dim=-1)
-
-
-def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One token id per row of logits [batch, vocab] -> [batch, 1]; temperature 0 is greedy."""
-    if temperature == 0:
-        return logits.argmax(dim=-1, keepdim=True)
-    probs = next_token_probs(logits, temperature, top_k, top_p)
-    return torch.multinomial(probs, num_samples=1, generator=generator)
-
-
-import torch
-
-from llmscratch.model import generate as generate_with
-
-
-def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             top_p: float | None = None, eos_id: int | None = None, context_length: int | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
-    """Extend idx [batch, tokens] by up to max_new_tokens sampled tokens (KV cache; stops once
-    every row has produced eos_id). temperature=0 is greedy decoding."""
-    def choose(logits):
-        return sample_next(logits, temperature, top_k, top_p, generator)
-
-    return generate_with(model, idx, max_new_tokens, choose=choose, context_length=context_length,
-                         eos_id=eos_id)
-
-
-def sample_text(model, encoding, prompt: str, max_new_tokens: int = 40, temperature: float = 0.8,
-                top_k: int | None = 50, top_p: float | None = None, seed: int = 0, device="cpu") -> str:
-    """Prompt + continuation as text; the seed makes the sample repeatable."""
-    idx = torch.tensor([encoding.encode(prompt, allowed_special="all")], device=device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    out = generate(model, idx, max_new_tokens, temperature, top_k, top_p, generator=generator)
-    return encoding.decode(out[0].tolist())
 
 
 import csv
@@ -523,7 +526,7 @@ PRETRAIN_WORK_DIR = course.ROOT / "_build" / "pretrain"  # resumable run state (
 
 COURSE_GPT_CONFIG = GPTConfig(vocab_size=COURSE_VOCAB_SIZE, context_length=256, emb_dim=256, n_heads=8,
                               n_layers=6, drop_rate=0.1, qkv_bias=False, tie_weights=True)
-PRETRAIN_CONFIG = TrainConfig(max_steps=3200, batch_size=16, max_lr=2e-3, min_lr=2e-4, warmup_steps=100,
+PRETRAIN_CONFIG = TrainConfig(max_steps=2400, batch_size=16, max_lr=2e-3, min_lr=2e-4, warmup_steps=100,
                               weight_decay=0.1, grad_clip=1.0, stride=64, eval_every=200,
                               eval_windows=64, sample_every=800, sample_prompt="KING HENRY.\n", seed=123)
 PROBE_WINDOWS = 32  # the fixed validation sample whose loss the model card records
@@ -615,42 +618,51 @@ instruction following (that is chapter 6).
 
 def pretrain(model_cfg=COURSE_GPT_CONFIG, train_cfg=PRETRAIN_CONFIG, out_dir=PRETRAINED_DIR,
              work_dir=PRETRAIN_WORK_DIR, fresh: bool = False, checkpoint_every: int = 200,
-             final_windows: int = 800, command: str = "make pretrain", note: str = "") -> dict:
-    """The full-profile run behind checkpoints/course-gpt (resumable; see section 4.10)."""
+             final_windows: int = 800, compile_model: bool = False, device=None,
+             command: str = "make pretrain", note: str = "") -> dict:
+    """The full-profile run behind checkpoints/course-gpt (resumable; see section 4.10).
+
+    compile_model: torch.compile the model in place (a minute or two to compile, then faster steps)."""
+    device = device or course.device()
     started, load_start = time.perf_counter(), os.getloadavg()[1]
     encoding = load_course_encoding()
     train_ids, val_ids = train_val_split(corpus_token_ids(encoding))
     if fresh:
         shutil.rmtree(work_dir, ignore_errors=True)
     torch.manual_seed(train_cfg.seed)
-    model = GPTModel(model_cfg)
+    model = GPTModel(model_cfg).to(device)  # on its device before the optimizer sees its parameters
     optimizer = make_optimizer(model, train_cfg.max_lr, train_cfg.weight_decay, (train_cfg.beta1, train_cfg.beta2))
     start_step, history = 0, None
     if (work_dir / "config.json").is_file():
-        state = load_checkpoint(work_dir, model, optimizer)
+        state = load_checkpoint(work_dir, model, optimizer, device=device)
         if state["config"]["train"] != asdict(train_cfg):
             raise CheckpointError(f"{work_dir} holds a run with other settings; pass fresh=True "
                                   "(tools/pretrain.py --fresh) to start over")
         start_step, history = state["step"], state["history"]
         print(f"resuming from step {start_step} in {work_dir}")
+    if compile_model:
+        model.compile()  # in place: same module, same parameter names, fused element-wise kernels
     history = train(model, train_ids, val_ids, train_cfg, optimizer, start_step, history, encoding=encoding,
-                    checkpoint_dir=work_dir, checkpoint_every=checkpoint_every)
+                    device=device, checkpoint_dir=work_dir, checkpoint_every=checkpoint_every)
 
     # final losses: the whole validation set, and as many evenly spread training windows
     final = lambda ids: eval_loader(ids, model_cfg.context_length, 16, max_windows=final_windows)
     probe = eval_loader(val_ids, model_cfg.context_length, batch_size=8, max_windows=PROBE_WINDOWS)
     train_seconds = history["train"][-1]["time_s"]
     tokens_seen = history["train"][-1]["tokens"]
-    val_loss = evaluate_loss(model, final(val_ids))
+    val_loss = evaluate_loss(model, final(val_ids), device)
     config = {"parameters": count_parameters(model), "tokens_seen": tokens_seen, "train_seconds": train_seconds,
               "tokens_per_second": tokens_seen / train_seconds, "train_tokens": len(train_ids),
-              "val_tokens": len(val_ids), "train_loss": evaluate_loss(model, final(train_ids)),
+              "val_tokens": len(val_ids), "train_loss": evaluate_loss(model, final(train_ids), device),
               "val_loss": val_loss, "val_perplexity": perplexity(val_loss),
               "final_eval_windows": [len(final(train_ids).dataset), len(final(val_ids).dataset)],
-              "probe_windows": PROBE_WINDOWS, "probe_val_loss": evaluate_loss(model, probe),
-              "threads": torch.get_num_threads(), "load_average": [round(load_start, 2), round(os.getloadavg()[1], 2)]}
+              "probe_windows": PROBE_WINDOWS, "probe_val_loss": evaluate_loss(model, probe, device),
+              "threads": torch.get_num_threads(), "load_average": [round(load_start, 2), round(os.getloadavg()[1], 2)],
+              "device": str(device), "compiled": compile_model}
     hardware = (f"{cpu_name()}, {torch.get_num_threads()} PyTorch thread(s) (os.cpu_count() = {os.cpu_count()}), "
-                f"torch {torch.__version__}, float32")
+                f"device {device}, torch {torch.__version__}, float32, "
+                f"{'torch.compile' if compile_model else 'eager mode'}, "
+                f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
 
     with tempfile.TemporaryDirectory() as folder:  # the card names the weights' checksum
         save_model(model, f"{folder}/model.safetensors")

@@ -158,11 +158,11 @@ def test_splits_are_fixed_disjoint_and_hold_open_prompts():
 def test_format_prompt_exact_text():
     with_input = {"instruction": "Count the words.", "input": "a b c", "output": "3"}
     assert instruct.format_prompt(with_input) == (
-        "### Instruction:\nCount the words.\n\n### Input:\na b c\n\n### Response:\n"
+        "### Instruction: Count the words.\n\n### Input: a b c\n\n### Response:"
     )
     no_input = {"instruction": "Write one sentence about the sea.", "input": "", "output": "x"}
     assert instruct.format_prompt(no_input) == (
-        "### Instruction:\nWrite one sentence about the sea.\n\n### Response:\n"
+        "### Instruction: Write one sentence about the sea.\n\n### Response:"
     )
 
 
@@ -206,8 +206,9 @@ def test_collate_on_real_examples_masks_exactly_the_prompt():
     inputs, targets = instruct.collate(ids, pad_id=eot, mask_prompt=True, prompt_lengths=lengths)
     for row, (e, seq, n_prompt) in enumerate(zip(examples, ids, lengths)):
         assert encoding.decode(seq[:n_prompt]) == instruct.format_prompt(e)
+        assert encoding.decode(seq) == instruct.format_prompt(e) + " " + e["output"] + "<|endoftext|>"
         kept = [t for t in targets[row].tolist() if t != -100]
-        assert kept == encoding.encode(e["output"]) + [eot]  # the answer and its end marker
+        assert kept == encoding.encode(" " + e["output"]) + [eot]  # the answer and its end marker
         assert (targets[row] != -100).nonzero().min().item() == n_prompt - 1
 
 
