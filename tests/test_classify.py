@@ -1,0 +1,87 @@
+"""Chapter 5's classifier plumbing on a tiny random GPT: batching, the last-token head, training
+with early stopping, and classify() on awkward input."""
+import pytest
+import torch
+
+from llmscratch.classify import (LABELS, LengthGroupedBatches, ReviewDataset, add_classification_head,
+                                 classify, collate_reviews, confusion_matrix, encode_review,
+                                 evaluate, freeze_except, last_token_logits, positive_probability,
+                                 review_loader,
+                                 train_classifier)
+from llmscratch.model import GPTConfig, GPTModel
+from llmscratch.tokenizer import load_course_encoding
+
+
+@pytest.fixture(scope="module")
+def encoding():
+    return load_course_encoding()
+
+
+def tiny_classifier(vocab_size, seed=0):
+    torch.manual_seed(seed)
+    cfg = GPTConfig(vocab_size=vocab_size, context_length=32, emb_dim=16, n_heads=2, n_layers=1,
+                    drop_rate=0.0)
+    return add_classification_head(GPTModel(cfg)).eval()
+
+
+def toy_examples(n=48):
+    words = [("great fun", 1), ("awful mess", 0), ("truly great film", 1), ("dull and awful", 0)]
+    return [{"text": words[i % 4][0], "label": words[i % 4][1]} for i in range(n)]
+
+
+def test_encode_truncates_from_the_left_and_rejects_empty_text(encoding):
+    ids = encoding.encode_ordinary("one two three four five")
+    assert encode_review("one two three four five", encoding, 3) == ids[-3:]
+    for bad in ["", " ", "\n\t"]:
+        with pytest.raises(ValueError, match="empty"):
+            encode_review(bad, encoding, 3)
+    with pytest.raises(TypeError):
+        encode_review(None, encoding, 3)
+
+
+def test_length_grouped_batches_cover_every_example_once():
+    lengths = [5, 1, 3, 9, 2, 2, 7, 4, 6, 8, 1]
+    for shuffle in (False, True):
+        batches = list(LengthGroupedBatches(lengths, batch_size=4, shuffle=shuffle, seed=3))
+        assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+        assert len(batches) == 3
+    ordered = [i for b in LengthGroupedBatches(lengths, batch_size=4) for i in b]
+    assert [lengths[i] for i in ordered] == sorted(lengths)
+
+
+def test_padding_does_not_change_the_scores(encoding):
+    model = tiny_classifier(encoding.n_vocab)
+    data = ReviewDataset([{"text": t, "label": 0} for t in ["ok", "a much longer review here", "fine film"]],
+                         encoding, 32)
+    ids, lengths, _ = collate_reviews([data[i] for i in range(3)])
+    with torch.no_grad():
+        together = last_token_logits(model, ids, lengths)
+        alone = torch.cat([last_token_logits(model, data[i][0][None], torch.tensor([len(data[i][0])]))
+                           for i in range(3)])
+    assert torch.allclose(together, alone, atol=1e-5)
+
+
+def test_training_learns_a_toy_task_and_early_stopping_restores_the_best(encoding):
+    model = freeze_except(tiny_classifier(encoding.n_vocab), [""])
+    train = ReviewDataset(toy_examples(), encoding, 32)
+    loader = review_loader(train, batch_size=8, shuffle=True, seed=0)
+    history = train_classifier(model, loader, train, epochs=30, lr=3e-3, eval_every=6, patience=3)
+    assert len(history["val_acc"]) < 30  # stopped early
+    assert evaluate(model, train)["accuracy"] == max(history["val_acc"]) == 1.0
+    cm = confusion_matrix(train.labels, evaluate(model, train)["probabilities"].argmax(-1))
+    assert cm.tolist() == [[24, 0], [0, 24]]
+    assert classify("truly great film", model, encoding) == LABELS[1]
+    long_text = " ".join(["dull and awful"] * 50)  # longer than the 32-token context
+    tail = torch.tensor([encoding.encode_ordinary(long_text)[-32:]])
+    with torch.no_grad():
+        expected = last_token_logits(model, tail, torch.tensor([32])).softmax(-1)[0, 1].item()
+    assert positive_probability(long_text, model, encoding) == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="empty"):
+        classify("", model, encoding)
+
+
+def test_everything_frozen_is_an_error(encoding):
+    model = freeze_except(tiny_classifier(encoding.n_vocab), [])
+    train = ReviewDataset(toy_examples(8), encoding, 32)
+    with pytest.raises(ValueError, match="frozen"):
+        train_classifier(model, review_loader(train, 4), train)

