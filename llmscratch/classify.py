@@ -77,11 +77,8 @@ def load_review_splits(folder=REVIEWS_DIR) -> dict[str, list[dict]]:
     paths = {name: folder / f"{name}.jsonl" for name in SPLITS}
     if not all(path.exists() for path in paths.values()):
         splits = make_review_splits(label_reviews(read_review_rows()))
-        folder.mkdir(parents=True, exist_ok=True)
         for name, path in paths.items():
-            partial = path.with_suffix(".partial")  # write, then rename: never a half-written file
-            partial.write_text("".join(json.dumps(e) + "\n" for e in splits[name]), encoding="utf-8")
-            partial.replace(path)
+            course.write_text_atomic(path, "".join(json.dumps(e) + "\n" for e in splits[name]))
     return {name: [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
             for name, path in paths.items()}
 
@@ -237,12 +234,13 @@ from llmscratch import course
 
 
 def train_classifier(model, train_loader, val_set, epochs: int = 1, lr: float = 1e-4,
-                     weight_decay: float = 0.01, eval_every: int = 50, patience: int | None = None,
+                     weight_decay: float = 0.01, eval_every: int | None = 50, patience: int | None = None,
                      seed: int = 0) -> dict:
     """Fine-tune the trainable parameters of `model` with AdamW; returns the history.
 
     history: lists 'examples' (seen so far), 'train_loss', 'train_acc' (averaged since the
     previous record), 'val_loss', 'val_acc' (on val_set), and 'seconds' (training time).
+    Records are made every `eval_every` steps and after the last step (eval_every=None: only then).
     With `patience`, training stops early once the validation accuracy has not improved for
     that many evaluations, and the weights with the best validation accuracy are restored."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -273,7 +271,7 @@ def train_classifier(model, train_loader, val_set, epochs: int = 1, lr: float = 
         window[1] += (logits.argmax(dim=-1) == labels).sum().item()
         window[2] += len(labels)
         bar.update()
-        if step % eval_every and step < total:
+        if step < total and (eval_every is None or step % eval_every):
             continue
         val = evaluate(model, val_set)
         for key, value in [("examples", seen), ("train_loss", window[0] / window[2]),

@@ -49,6 +49,16 @@ def device(prefer: str | None = None) -> str:
     return "cpu"
 
 
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write `text` under a temporary name beside `path`, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

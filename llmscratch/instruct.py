@@ -264,9 +264,8 @@ def split_dataset(examples, seed=0, held_out=0.1, min_held_out=5):
 
 def save_splits(splits, folder=INSTRUCT_DIR):
     """One JSON file per split: train.json, val.json and test.json."""
-    folder.mkdir(parents=True, exist_ok=True)
     for name, part in splits.items():
-        (folder / f"{name}.json").write_text(json.dumps(part, indent=1, ensure_ascii=False))
+        course.write_text_atomic(folder / f"{name}.json", json.dumps(part, indent=1, ensure_ascii=False))
     return folder
 
 
@@ -483,7 +482,8 @@ def finetune(model, train_pairs, val_pairs, pad_id, steps, batch_size=16, lr=5e-
 
 
 import json
-import os
+
+from llmscratch import course
 
 
 def response_records(examples, base_responses, tuned_responses):
@@ -501,11 +501,7 @@ def response_records(examples, base_responses, tuned_responses):
 
 
 def save_responses(records, path=RESPONSES_FILE):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")  # written whole, then renamed: never half a file
-    partial.write_text(json.dumps(records, indent=1, ensure_ascii=False))
-    os.replace(partial, path)
-    return path
+    return course.write_text_atomic(path, json.dumps(records, indent=1, ensure_ascii=False))
 
 
 def load_responses(path=RESPONSES_FILE):

@@ -653,16 +653,17 @@ def pretrain(model_cfg=COURSE_GPT_CONFIG, train_cfg=PRETRAIN_CONFIG, out_dir=PRE
                     device=device, checkpoint_dir=work_dir, checkpoint_every=checkpoint_every)
 
     # final losses: the whole validation set, and as many evenly spread training windows
-    final = lambda ids: eval_loader(ids, model_cfg.context_length, 16, max_windows=final_windows)
+    final_train, final_val = (eval_loader(ids, model_cfg.context_length, 16, max_windows=final_windows)
+                              for ids in (train_ids, val_ids))
     probe = eval_loader(val_ids, model_cfg.context_length, batch_size=8, max_windows=PROBE_WINDOWS)
     train_seconds = history["train"][-1]["time_s"]
     tokens_seen = history["train"][-1]["tokens"]
-    val_loss = evaluate_loss(model, final(val_ids), device)
+    val_loss = evaluate_loss(model, final_val, device)
     config = {"parameters": count_parameters(model), "tokens_seen": tokens_seen, "train_seconds": train_seconds,
               "tokens_per_second": tokens_seen / train_seconds, "train_tokens": len(train_ids),
-              "val_tokens": len(val_ids), "train_loss": evaluate_loss(model, final(train_ids), device),
+              "val_tokens": len(val_ids), "train_loss": evaluate_loss(model, final_train, device),
               "val_loss": val_loss, "val_perplexity": perplexity(val_loss),
-              "final_eval_windows": [len(final(train_ids).dataset), len(final(val_ids).dataset)],
+              "final_eval_windows": [len(final_train.dataset), len(final_val.dataset)],
               "probe_windows": PROBE_WINDOWS, "probe_val_loss": evaluate_loss(model, probe, device),
               "threads": torch.get_num_threads(), "load_average": [round(load_start, 2), round(os.getloadavg()[1], 2)],
               "device": str(device), "compiled": compile_model}
