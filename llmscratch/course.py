@@ -126,6 +126,29 @@ def progress(iterable=None, **kwargs):
     return tqdm(iterable, **kwargs)
 
 
+REPORT = DATA / "report"
+
+
+def record_stage(stage: int, title: str, *, artifacts: dict, headline: dict,
+                 produced_by: str, consumed_by: str) -> Path:
+    """Leave this stage's section of the report card (lessons/08-report-card.md).
+
+    `artifacts` maps a label to a file the stage wrote or used (each gets its SHA-256);
+    `headline` maps a label to an already formatted figure, interval included.
+    """
+    files = {}
+    for label, path in artifacts.items():
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"stage {stage}: artifact {label!r} at {path} does not exist")
+        files[label] = {"path": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
+                        "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    record = {"stage": stage, "title": title, "profile": PROFILE, "artifacts": files,
+              "headline": {k: str(v) for k, v in headline.items()},
+              "produced_by": produced_by, "consumed_by": consumed_by}
+    return write_text_atomic(REPORT / f"stage{stage}.json", json.dumps(record, indent=2))
+
+
 class Stopwatch:
     """Measures a chapter's wall time from its first cell to its last."""
 
