@@ -307,6 +307,81 @@ def confusion_matrix(labels, predictions, num_classes: int = 2) -> torch.Tensor:
 
 
 import math
+from statistics import NormalDist
+
+import numpy as np
+
+
+def z_for(level: float) -> float:
+    """The two-sided normal quantile: 1.96 for a 95 % level."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
+    return NormalDist().inv_cdf(0.5 + level / 2)
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95):
+    """Wilson score interval (low, high) for a proportion of successes/n."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n > 0, got {successes}/{n}")
+    z, p = z_for(level), successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low = 0.0 if successes == 0 else centre - half  # exact ends, no rounding dust
+    high = 1.0 if successes == n else centre + half
+    return low, high
+
+
+def bootstrap_ci(values, n_boot=2000, level=0.95, seed=0, statistic=np.mean):
+    """Percentile-bootstrap interval (low, high) of `statistic` over `values`."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        raise ValueError("bootstrap_ci needs at least one value")
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, values.size, size=(n_boot, values.size))
+    stats = np.array([statistic(values[row]) for row in draws])
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(stats, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def mcnemar_exact(correct_a, correct_b) -> dict:
+    """McNemar's exact test on paired right/wrong results of two models.
+
+    a_only: items only A got right; b_only: items only B got right;
+    p_value: two-sided exact binomial test of a_only against half the disagreements.
+    """
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"need two equal-length 1-D results, got {a.shape} and {b.shape}")
+    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+    n, k = a_only + b_only, min(a_only, b_only)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n if n else 1.0
+    return {"a_only": a_only, "b_only": b_only, "p_value": min(1.0, 2 * tail)}
+
+
+def paired_difference(correct_a, correct_b, n_boot=2000, level=0.95, seed=0) -> dict:
+    """Accuracy of A minus accuracy of B on the same items, with a paired-bootstrap
+    interval and McNemar's p-value. `tie` is True when the interval contains zero."""
+    a = np.asarray(correct_a, dtype=float)
+    b = np.asarray(correct_b, dtype=float)
+    test = mcnemar_exact(a.astype(bool), b.astype(bool))
+    low, high = bootstrap_ci(a - b, n_boot=n_boot, level=level, seed=seed)
+    diff = float(a.mean() - b.mean())
+    return {"diff": diff, "low": low, "high": high, "tie": low <= 0 <= high, **test}
+
+
+def describe_difference(name_a: str, name_b: str, result: dict) -> str:
+    """One sentence that says what the paired comparison found, from its numbers."""
+    points = f"{abs(result['diff']):.1%} [{result['low']:+.1%}, {result['high']:+.1%}]"
+    if result["tie"]:
+        return (f"{name_a} and {name_b} are tied: the difference {points} "
+                f"has an interval that contains zero")
+    better, worse = (name_a, name_b) if result["diff"] > 0 else (name_b, name_a)
+    return (f"{better} beats {worse} by {points} "
+            f"(McNemar p = {result['p_value']:.2g})")
+
+
+import math
 
 import torch
 from torch import nn

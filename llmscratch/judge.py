@@ -453,22 +453,6 @@ def judge_scores(client, record, side, max_tokens=40):
 import numpy as np
 
 
-def bootstrap_ci(values, n_boot=2000, level=0.95, seed=0, statistic=np.mean):
-    """Percentile-bootstrap confidence interval (low, high) of `statistic` over `values`."""
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        raise ValueError("bootstrap_ci needs at least one value")
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, values.size, size=(n_boot, values.size))  # each row: one resample
-    stats = np.array([statistic(values[row]) for row in draws])
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(stats, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-import numpy as np
-
-
 def confusion_matrix(truth, predicted, labels=(False, True)):
     """Counts: rows are the true labels, columns the predicted ones, both in the order of `labels`."""
     if len(truth) != len(predicted):

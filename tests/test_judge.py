@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmscratch import course
+from llmscratch.classify import bootstrap_ci
 from llmscratch.judge import (
     SCORE_SCHEMA, Invalid, JudgeClient, JudgeHTTPError, JudgeServerError, JudgeTimeout, JudgeUnavailable,
-    LlamaCppServer, SMOLLM2_FILE, TokenLogprob, Verdict, agreement, bootstrap_ci, check_records,
+    LlamaCppServer, SMOLLM2_FILE, TokenLogprob, Verdict, agreement, check_records,
     cohen_kappa, confusion_matrix, is_invalid, parse_choice, parse_verdict, position_bias,
     preferred_side, sample_records, score_messages, weighted_score,
 )
