@@ -367,6 +367,12 @@ def is_correct(example, response):
     return normalise(response) == normalise(example["output"])
 
 
+def clip(text, limit=60):
+    """`normalise`d text cut to at most `limit` characters, for tables and prompts."""
+    text = normalise(str(text))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def accuracy_by_family(examples, responses):
     """{family: fraction of exact matches} over the exact-answer families present."""
     right, total = {}, {}

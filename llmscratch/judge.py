@@ -246,6 +246,8 @@ class JudgeClient:
 import hashlib
 import json
 
+from llmscratch.instruct import clip
+
 RUBRIC = """You are a strict grader. You see an instruction, sometimes an input, and an answer.
 Score how well the answer carries out the instruction, from 1 to 5:
 5: fully correct and complete; nothing missing, nothing extra.
@@ -298,11 +300,6 @@ def rubric_fingerprint():
     return hashlib.sha256(json.dumps(frozen, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def clip(text, limit=MAX_ANSWER_CHARS):
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def task_lines(record):
     lines = [f"Instruction: {record['instruction']}"]
     if record["input"]:
@@ -318,18 +315,18 @@ def chat_messages(rubric, reply_format, user_lines):
 
 def score_messages(record, answer):
     """Direct scoring: the rubric, the task and one answer."""
-    return chat_messages(RUBRIC, REPLY_FORMATS["score"], task_lines(record) + [f"Answer: {clip(answer)}"])
+    return chat_messages(RUBRIC, REPLY_FORMATS["score"], task_lines(record) + [f"Answer: {clip(answer, MAX_ANSWER_CHARS)}"])
 
 
 def reference_messages(record, answer):
     """Reference-guided verdict: as above, plus the known right answer."""
-    lines = task_lines(record) + [f"Reference answer: {clip(record['reference'])}", f"Answer to check: {clip(answer)}"]
+    lines = task_lines(record) + [f"Reference answer: {clip(record['reference'], MAX_ANSWER_CHARS)}", f"Answer to check: {clip(answer, MAX_ANSWER_CHARS)}"]
     return chat_messages(REFERENCE_RUBRIC, REPLY_FORMATS["verdict"], lines)
 
 
 def pairwise_messages(record, answer_a, answer_b):
     """Pairwise comparison: which of two answers is better."""
-    lines = task_lines(record) + [f"Answer A: {clip(answer_a)}", f"Answer B: {clip(answer_b)}"]
+    lines = task_lines(record) + [f"Answer A: {clip(answer_a, MAX_ANSWER_CHARS)}", f"Answer B: {clip(answer_b, MAX_ANSWER_CHARS)}"]
     return chat_messages(PAIRWISE_RUBRIC, REPLY_FORMATS["winner"], lines)
 
 

@@ -285,7 +285,7 @@ def test_score_messages_shape():
     record = make_records()[0]
     messages = score_messages(record, "x" * 1000)
     assert [m["role"] for m in messages] == ["system", "user"]
-    assert "Input: a b" in messages[1]["content"] and messages[1]["content"].endswith("...")
+    assert "Input: a b" in messages[1]["content"] and messages[1]["content"].endswith("…")
     assert score_messages(make_records()[-1], "y")[1]["content"].count("Input:") == 0
 
 
