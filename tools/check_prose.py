@@ -48,7 +48,7 @@ ALLOWLIST = [
      "a heading's chapter or section number: '# 5. Fine-tuning', '## 7.9 Results'"),
     (r"^[ \t>]*\d+[.)](?=[ \t])",
      "an ordered-list marker: '1. First step'"),
-    (r"(?i)\b(?:chapters?|sections?|figures?|tables?|exercises?|labs?|stages?|parts?|steps?"
+    (r"(?i)\b(?:chapters?|sections?|figures?|tables?|exercises?|labs?|stages?"
      r"|tasks?|appendix|equations?|ch\.)\s+\d+(?:\.\d+)*(?:\s*(?:,|–|-|to|and|or|&)\s*\d+(?:\.\d+)*)*",
      "a reference to a numbered part of the course: 'chapter 5', 'sections 7.3–7.5', 'figure 4.2'"),
     (r"\b(?:19\d\d|20[0-3]\d)s?\b",
@@ -56,8 +56,9 @@ ALLOWLIST = [
     (r"\b(?=[A-Za-z][\w.-]*\d)[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z0-9]+)*",
      "a name whose digits belong to it, starting with a letter: GPT-2, fp32, bf16, float32, int8,"
      " Q4_1, Q8_0, r50k_base, UTF-8, SHA-256, SmolLM2-135M, Qwen2.5-Coder-0.5B, top-5"),
-    (r"\b\d+(?:\.\d+)?[KMB]\b",
-     "a model's size in its name: 124M, 0.5B, 7B (a measured count is glued)"),
+    (r"\b\d+[MB]\b",
+     "a model's size as part of its name: 'the 124M model', 'a 7B model' (whole numbers only;"
+     " a measured count such as 5.9M is glued)"),
     (r"\bPython\s+3(?:\.\d+)+",
      "a Python version: 'Python 3.11'"),
     (r"\bHTTP\s+[1-5]\d\d\b",
