@@ -38,10 +38,12 @@ ROOT = Path(__file__).resolve().parents[2]
 STAGES_FILE = ROOT / "book" / "stages.yml"
 ASSETS_FILE = ROOT / "llmscratch" / "assets.json"
 CHECKPOINTS = ROOT / "checkpoints"
-LESSON = re.compile(r"^lessons/(\d\d)-[\w-]+$")
+# A chapter's page; the report card (lessons/08-report-card) sorts after the chapters so that it
+# runs after them, but it is not a chapter: no run box, no notebook of its own.
+LESSON = re.compile(r"^lessons/(\d\d)-(?!report-card$)[\w-]+$")
 EDITIONS = ("full", "student")
 # Pages whose content is computed from files outside their own source: re-read at every build.
-ALWAYS_REREAD = ("book/index", "book/data")
+ALWAYS_REREAD = ("book/index", "book/data", "lessons/08-report-card")
 
 
 def load_stages() -> list[dict]:
