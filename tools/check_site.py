@@ -436,7 +436,8 @@ def main() -> None:
     for r in results:
         mark = "FAIL" if r["problems"] else "ok  "
         detail = (f"{r.get('title', '')!r}: {r['figures']} figure(s), {r['images']} image(s), "
-                  f"{r['internal_links']} internal / {r['external_links']} external links"
+                  f"{r['internal_links']} internal / {r['external_links']} external links, "
+                  f"largest stream output {r['largest_stream_lines']} lines"
                   if "figures" in r else f"{len(r.get('results', []))} result(s): {r.get('results', [])[:3]}")
         print(f"{mark} {r['page']}  {detail}")
         for problem in r["problems"]:
