@@ -120,7 +120,7 @@ def progress(iterable=None, **kwargs):
     from tqdm import tqdm
 
     kwargs.setdefault("file", sys.stdout)
-    kwargs.setdefault("ncols", 88)
+    kwargs.setdefault("ncols", 80)  # the width the page shows
     kwargs.setdefault("mininterval", 2.0)
     kwargs.setdefault("ascii", True)
     return tqdm(iterable, **kwargs)
