@@ -17,14 +17,14 @@ LAB_STAMP   := $(VENV)/.lab-installed
 STUDENT_DIR := _build/student
 JB_BUILD    := $(VENV)/bin/jupyter-book build --warningiserror --keep-going
 
-.PHONY: help venv fetch export check-export notebooks test book book-student check-site \
+.PHONY: help venv fetch export check-export check-prose notebooks test book book-student check-site \
 	check-site-student lab pretrain clean
 
 help:
 	@echo "make book      build the course site into _build/html (executes every lesson)"
 	@echo "make book-student  the student edition, without solutions, into $(STUDENT_DIR)/_build/html"
 	@echo "make check-site    open the built site in headless Chromium and check every page"
-	@echo "make test      export check, every lesson and lab under nbval, and tests/"
+	@echo "make test      export check, prose check, every lesson and lab under nbval, and tests/"
 	@echo "make lab       open the lessons as notebooks in JupyterLab"
 	@echo "make fetch     fetch and verify the offline assets into data/"
 	@echo "make export    regenerate llmscratch/ from the lessons' export cells"
@@ -49,11 +49,15 @@ export: $(STAMP)
 check-export: $(STAMP)
 	$(PY) tools/export.py --check
 
+# Hand-typed figures, development words and code lines over 80 characters in lessons and labs.
+check-prose: $(STAMP)
+	$(PY) tools/check_prose.py
+
 notebooks: $(STAMP)
 	rm -rf $(NBDIR)
 	$(PY) tools/to_ipynb.py $(NBDIR) $(wildcard lessons/[0-9]*.md) $(wildcard labs/lab*.md)
 
-test: fetch check-export notebooks
+test: fetch check-export check-prose notebooks
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 		$(NBDIR) tests $(PYTEST_FLAGS)
 

@@ -120,7 +120,7 @@ def progress(iterable=None, **kwargs):
     from tqdm import tqdm
 
     kwargs.setdefault("file", sys.stdout)
-    kwargs.setdefault("ncols", 88)
+    kwargs.setdefault("ncols", 80)  # the width the page shows
     kwargs.setdefault("mininterval", 2.0)
     kwargs.setdefault("ascii", True)
     return tqdm(iterable, **kwargs)
@@ -147,6 +147,35 @@ def record_stage(stage: int, title: str, *, artifacts: dict, headline: dict,
               "headline": {k: str(v) for k, v in headline.items()},
               "produced_by": produced_by, "consumed_by": consumed_by}
     return write_text_atomic(REPORT / f"stage{stage}.json", json.dumps(record, indent=2))
+
+
+def read_stage(stage: int) -> dict:
+    """The record chapter `stage` left with `record_stage`; a clear error if it has not run."""
+    path = REPORT / f"stage{stage}.json"
+    if not path.exists():
+        lessons = sorted((ROOT / "lessons").glob(f"{stage:02d}-*.md"))
+        where = f" ({lessons[0].relative_to(ROOT)})" if lessons else ""
+        raise FileNotFoundError(
+            f"stage {stage} has no record at {path}: run chapter {stage}{where} to its end "
+            "first (its last cells write the record), then this page again")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if record.get("stage") != stage:
+        raise ValueError(f"{path} holds stage {record.get('stage')!r}, not {stage}: "
+                         f"rerun chapter {stage} to rewrite it")
+    return record
+
+
+def artifact_file(entry: dict) -> Path:
+    """Where a recorded artifact lies (paths inside the repository are stored relative to it)."""
+    path = Path(entry["path"])
+    return path if path.is_absolute() else ROOT / path
+
+
+def changed_artifacts(record: dict) -> list[str]:
+    """Labels of a record's artifacts that are missing or no longer match their SHA-256."""
+    return [label for label, entry in record["artifacts"].items()
+            if not artifact_file(entry).exists()
+            or sha256_file(artifact_file(entry)) != entry["sha256"]]
 
 
 class Stopwatch:

@@ -8,15 +8,24 @@ site's navigation links to). For each page:
 * it loads over HTTP with status 200, runs without a JavaScript error, and every file it loads
   from the site itself exists;
 * it has a title: an <h1>, repeated in the window title; a chapter's starts with its number;
-* every image on it has loaded and has a size; a chapter shows at least one figure;
+* every image on it has loaded and has a size, and alt text that is not empty, a file name or
+  a hash; a chapter shows at least one figure, and every figure in a chapter's outputs is a
+  numbered figure with a caption;
+* no stream output shows more than MAX_BAR_REFRESHES lines of progress-bar refreshes (states
+  a later refresh of the same bar overwrote; the site shows each bar once, as it ended);
+* no element of the page's content is wider than its container: nothing sticks out of the
+  text column, and no code block, table or output needs horizontal scrolling;
 * no cell output shows a Python traceback;
 * every link inside the site points at a file that exists and, if it has an #anchor, at an
   element with that id;
 * a chapter links to its notebook (notebooks/NN-name.ipynb, which must be a valid notebook)
   and, in the student edition (--student), shows no solution and its notebook holds none.
 
-Then the site's search must return at least one result for "attention". A full-page screenshot
-of every page goes to DIR (default: screenshots/ next to SITE, so _build/screenshots). Links
+Then the site's search must return at least one result for "attention", and the first chapter
+is opened again in the theme's dark mode: its figures must sit on an opaque white card, code and
+tables must keep readable contrast, and its screenshot is saved as <chapter>__dark.png. A
+full-page screenshot of every page goes to DIR (default: screenshots/ next to SITE, so
+_build/screenshots). Each failure names the page and the element. Links
 to other websites are counted but not followed: the check runs offline, and every request that
 leaves the local server is blocked.
 
@@ -44,7 +53,25 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SEARCH_WORD = "attention"
-LESSON = re.compile(r"^lessons/(\d\d)-[\w-]+$")
+LESSON = re.compile(r"^lessons/(\d\d)-(?!report-card$)[\w-]+$")  # as in book/_ext/course_site.py
+MAX_BAR_REFRESHES = 3
+# An alt text that is a file name, a path or a hash says nothing to a screen reader.
+BAD_ALT = re.compile(r"^\s*$|\.(?:png|jpe?g|svg|gif|webp)\s*$|_images/|[0-9a-f]{16,}", re.I)
+
+
+def load_progress_bars():
+    """book/_ext/progress_bars.py: the same reading of progress bars the site build uses."""
+    import importlib.util
+
+    path = ROOT / "book" / "_ext" / "progress_bars.py"
+    spec = importlib.util.spec_from_file_location("progress_bars", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["progress_bars"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+PROGRESS_BARS = load_progress_bars()
 
 # Run in the page: everything the checks need, in one round trip.
 INSPECT_JS = """
@@ -58,9 +85,42 @@ async () => {
     const settled = img.decode().then(() => true, () => false);
     const timeout = new Promise(r => setTimeout(() => r(false), 15000));
     await Promise.race([settled, timeout]);
+    const figure = img.closest('figure');
     images.push({src: img.currentSrc || img.src, ok: img.complete && img.naturalWidth > 0,
-                 width: img.naturalWidth, output: !!img.closest('.cell_output, figure')});
+                 width: img.naturalWidth, output: !!img.closest('.cell_output, figure'),
+                 alt: img.getAttribute('alt'), in_output: !!img.closest('.cell_output'),
+                 caption: figure && figure.querySelector('figcaption')
+                          ? text(figure.querySelector('figcaption')).slice(0, 80) : null});
   }
+  const describe = el => {
+    const cls = [...el.classList].slice(0, 3).join('.');
+    const sample = (el.textContent || el.getAttribute('src') || '').trim().replace(/\\s+/g, ' ');
+    let heading = '';
+    for (let h = el; h && !heading; h = h.parentElement) {
+      const section = h.closest('section');
+      if (section) { const t = section.querySelector('h1, h2, h3'); heading = t ? text(t) : ''; }
+    }
+    return `<${el.tagName.toLowerCase()}${cls ? '.' + cls : ''}> "${sample.slice(0, 50)}"`
+           + (heading ? ` under "${heading.slice(0, 50)}"` : '');
+  };
+  const article = document.querySelector('article.bd-article') || document.body;
+  const right = article.getBoundingClientRect().right;
+  const wide = [];
+  const exempt = '.full-width, .tag_full-width, .margin, .sidebar, .tag_margin, .headerlink, mjx-assistive-mml';
+  for (const el of article.querySelectorAll('*')) {
+    if (el.closest(exempt)) continue;
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0) continue;
+    const style = getComputedStyle(el);
+    const scrolls = ['auto', 'scroll', 'hidden'].includes(style.overflowX);
+    if (scrolls && el.scrollWidth > el.clientWidth + 2) {
+      wide.push(`${describe(el)} needs horizontal scrolling: content ${el.scrollWidth} px in ${el.clientWidth} px`);
+    } else if (box.right > right + 2 && !el.parentElement.closest('pre')) {
+      wide.push(`${describe(el)} sticks out of the text column by ${Math.round(box.right - right)} px`);
+    }
+  }
+  const streams = [...document.querySelectorAll('.cell_output .output.stream, .cell_output .output.stderr')]
+    .map(o => o.textContent);
   const tracebacks = [];
   for (const out of document.querySelectorAll('.cell_output, .output')) {
     const t = out.textContent;
@@ -75,6 +135,8 @@ async () => {
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
     ids: [...document.querySelectorAll('[id]')].map(e => e.id),
     solutions: document.querySelectorAll('.solution, .solution-start').length,
+    wide: wide.slice(0, 20),
+    streams,
     nav: [...document.querySelectorAll('nav.bd-docs-nav a.reference.internal')].map(a => a.href),
   };
 }
@@ -204,6 +266,22 @@ def check_page(page, checker: Checker, docname: str, shots: Path) -> dict:
     if chapter and figures == 0:
         problems.append("a chapter must show at least one figure; found none")
     problems += [f"traceback in a cell output: {t[:160]!r}" for t in info["tracebacks"]]
+    problems += [f"image {i['src'].replace(checker.base, '/')} has alt text {i['alt']!r}: say what "
+                 "it shows (mystnb: image: alt: in the cell's metadata)"
+                 for i in info["images"] if i["alt"] is None or BAD_ALT.search(i["alt"])]
+    if chapter:
+        problems += [f"figure {i['src'].replace(checker.base, '/')} (alt {i['alt']!r}) has no "
+                     "caption: give the cell mystnb: figure: caption: and name:"
+                     for i in info["images"] if i["in_output"] and not i["caption"]]
+    bar_lines = []
+    for number, text in enumerate(info["streams"], start=1):
+        lines = text.split("\n")
+        refreshes = PROGRESS_BARS.superseded(lines)
+        bar_lines.append(len(lines))
+        if len(refreshes) > MAX_BAR_REFRESHES:
+            problems.append(f"stream output {number} ({lines[0][:40]!r}...) shows {len(refreshes)} "
+                            f"progress-bar refreshes, e.g. {lines[refreshes[0]][:60]!r}")
+    problems += info["wide"]
     page_file = checker.site / f"{docname}.html"
     link_problems, internal, external = checker.check_links(page_file, info["links"], set(info["ids"]))
     problems += link_problems
@@ -217,8 +295,65 @@ def check_page(page, checker: Checker, docname: str, shots: Path) -> dict:
         "page": docname, "title": info["h1"], "problems": problems, "figures": figures,
         "images": len(info["images"]), "internal_links": internal, "external_links": external,
         "screenshot": str(shot), "seconds": round(time.perf_counter() - started, 1),
+        "captions": [i["caption"] for i in info["images"] if i["caption"]],
+        "largest_stream_lines": max(bar_lines, default=0),
         "nav": info["nav"],
     }
+
+
+DARK_JS = """
+() => {
+  const luminance = rgb => {
+    const [r, g, b] = rgb.match(/[\\d.]+/g).slice(0, 3).map(v => {
+      v = Number(v) / 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = el => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = getComputedStyle(e).backgroundColor;
+      if (c && !c.startsWith('rgba(0, 0, 0, 0)') && c !== 'transparent') return c;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const contrast = el => {
+    const a = luminance(getComputedStyle(el).color), b = luminance(background(el));
+    return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  };
+  const problems = [];
+  const figures = [...document.querySelectorAll('.cell_output img, figure img')];
+  for (const img of figures) {
+    const style = getComputedStyle(img);
+    if (style.backgroundColor !== 'rgb(255, 255, 255)' || style.filter !== 'none')
+      problems.push(`figure ${img.getAttribute('src')} in dark mode: background ${style.backgroundColor}, filter ${style.filter} (wanted an undimmed white card)`);
+  }
+  const texts = [...document.querySelectorAll('article pre, article td, article th')]
+    .filter(e => e.textContent.trim() && e.getBoundingClientRect().width > 0);
+  for (const el of texts.slice(0, 200)) {
+    const ratio = contrast(el);
+    if (ratio < 4.5)
+      problems.push(`<${el.tagName.toLowerCase()}> "${el.textContent.trim().slice(0, 40)}" has contrast ${ratio.toFixed(1)} in dark mode (needs 4.5)`);
+  }
+  return {theme: document.documentElement.dataset.theme, figures: figures.length,
+          texts: texts.length, problems: problems.slice(0, 20)};
+}
+"""
+
+
+def check_dark_mode(page, base: str, docname: str, shots: Path) -> dict:
+    """A chapter in the theme's dark mode: figures on white cards, readable code and tables."""
+    page.add_init_script("localStorage.setItem('theme', 'dark'); localStorage.setItem('mode', 'dark');")
+    page.goto(f"{base}{docname}.html", wait_until="load")
+    page.evaluate("document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark';")
+    info = page.evaluate(DARK_JS)
+    problems = list(info["problems"])
+    if info["theme"] != "dark":
+        problems.append(f"the page did not switch to dark mode (data-theme={info['theme']!r})")
+    shot = shots / (docname.replace("/", "__") + "__dark.png")
+    page.screenshot(path=str(shot), full_page=True)
+    if not shot.is_file():
+        problems.append(f"no dark-mode screenshot at {shot}")
+    return {"page": f"{docname} in dark mode", "problems": problems, "screenshot": str(shot),
+            "results": [f"{info['figures']} figure(s), {info['texts']} code/table element(s) checked"]}
 
 
 def check_search(page, base: str) -> dict:
@@ -288,6 +423,12 @@ def main() -> None:
                         queue.append(extra)
         page = context.new_page()
         results.append(check_search(page, base))
+        chapters = [d for d in pages if LESSON.match(d)]
+        if chapters:
+            page = context.new_page()
+            results.append(check_dark_mode(page, base, chapters[0], shots))
+        else:
+            results.append({"page": "dark mode", "problems": ["no chapter in the table of contents"]})
         browser.close()
     server.shutdown()
 
@@ -295,7 +436,8 @@ def main() -> None:
     for r in results:
         mark = "FAIL" if r["problems"] else "ok  "
         detail = (f"{r.get('title', '')!r}: {r['figures']} figure(s), {r['images']} image(s), "
-                  f"{r['internal_links']} internal / {r['external_links']} external links"
+                  f"{r['internal_links']} internal / {r['external_links']} external links, "
+                  f"largest stream output {r['largest_stream_lines']} lines"
                   if "figures" in r else f"{len(r.get('results', []))} result(s): {r.get('results', [])[:3]}")
         print(f"{mark} {r['page']}  {detail}")
         for problem in r["problems"]:

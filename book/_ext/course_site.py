@@ -10,6 +10,12 @@ What it adds to Jupyter Book:
   nothing is typed in by hand. The same numbers are saved as chapter-times.json.
 * `{course-assets}`: the data page's tables, read from llmscratch/assets.json.
 * `{course-labs}`: the landing page's table of the classroom labs found in labs/.
+* progress bars: every stream output shows each tqdm bar once, in its final state, as a
+  terminal would (progress_bars.py); live notebooks keep their moving bars.
+* figure numbers per chapter: a numbered figure of chapter 4 is "Figure 4.1", "Figure 4.2", ...
+  (Sphinx numbers figures per page unless the toctree is numbered, which would also number
+  every heading a second time).
+* dark mode: figures sit on an opaque white card, undimmed (static/course.css).
 * the student edition (environment variable COURSE_EDITION=student, `make book-student`):
   every exercise solution is removed from the pages and the notebooks, and no page sources
   (which hold the solutions) are copied into the site.
@@ -24,6 +30,7 @@ import os
 import posixpath
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import yaml
@@ -33,15 +40,20 @@ from sphinx.transforms import SphinxTransform
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
+sys.path.insert(0, str(Path(__file__).parent))
+import progress_bars  # noqa: E402  (beside this file; the browser check loads it too)
+
 LOGGER = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 STAGES_FILE = ROOT / "book" / "stages.yml"
 ASSETS_FILE = ROOT / "llmscratch" / "assets.json"
 CHECKPOINTS = ROOT / "checkpoints"
-LESSON = re.compile(r"^lessons/(\d\d)-[\w-]+$")
+# A chapter's page; the report card (lessons/08-report-card) sorts after the chapters so that it
+# runs after them, but it is not a chapter: no run box, no notebook of its own.
+LESSON = re.compile(r"^lessons/(\d\d)-(?!report-card$)[\w-]+$")
 EDITIONS = ("full", "student")
 # Pages whose content is computed from files outside their own source: re-read at every build.
-ALWAYS_REREAD = ("book/index", "book/data")
+ALWAYS_REREAD = ("book/index", "book/data", "lessons/08-report-card")
 
 
 def load_stages() -> list[dict]:
@@ -295,6 +307,43 @@ class LabsDirective(SphinxDirective):
         return [container]
 
 
+# --- progress bars and figure numbers ---------------------------------------------------------
+
+STREAM_CLASSES = {"stream", "stderr"}
+
+
+def collapse_progress_bars(app, doctree) -> None:
+    """Each stream output as a terminal would have left it: one line per bar, its last state."""
+    for node in doctree.findall(nodes.literal_block):
+        if "output" not in node["classes"] or not STREAM_CLASSES & set(node["classes"]):
+            continue
+        text = node.astext()
+        shown = progress_bars.collapse(text)
+        if shown != text:
+            node.children = [nodes.Text(shown)]
+            node.rawsource = shown
+
+
+def chapter_figure_numbers(app, env) -> list[str]:
+    """Number each chapter's figures "4.1", "4.2", ... in page order, so `{numref}` and the
+    captions name the chapter. Without a numbered toctree Sphinx counts figures through the
+    whole book ("Figure 17"); this runs after it, at every build, and returns the pages whose
+    numbers it changed."""
+    changed = []
+    for docname, kinds in env.toc_fignumbers.items():
+        match = LESSON.match(docname)
+        if not match:
+            continue
+        chapter = int(match.group(1))
+        for numbers in kinds.values():
+            in_order = sorted(numbers, key=lambda target: numbers[target])
+            for index, target in enumerate(in_order, start=1):
+                if numbers[target] != (chapter, index):
+                    numbers[target] = (chapter, index)
+                    changed.append(docname)
+    return sorted(set(changed))
+
+
 # --- the student edition ----------------------------------------------------------------------
 
 class RemoveSolutions(SphinxTransform):
@@ -452,8 +501,10 @@ def setup(app):
     app.connect("config-inited", check_edition)
     app.connect("builder-inited", add_static)
     app.connect("env-get-outdated", reread_computed_pages)
+    app.connect("doctree-read", collapse_progress_bars)
+    app.connect("env-get-updated", chapter_figure_numbers, priority=900)
     app.connect("doctree-resolved", on_doctree_resolved)
     app.connect("html-page-context", rewire_header_buttons, priority=900)
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)
     app.connect("build-finished", on_build_finished)
-    return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 2}
