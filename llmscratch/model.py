@@ -120,11 +120,8 @@ class GELU(nn.Module):
     """GELU with GPT-2's tanh approximation."""
 
     def forward(self, x):
-        return (
-            0.5
-            * x
-            * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
-        )
+        inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
+        return 0.5 * x * (1 + torch.tanh(inner))
 
 
 class FeedForward(nn.Module):
@@ -222,9 +219,8 @@ class GPTModel(nn.Module):
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
         self.reset_parameters()
         if cfg.tie_weights:
-            self.out_head.weight = (
-                self.tok_emb.weight
-            )  # one matrix, used twice
+            # one matrix, used twice
+            self.out_head.weight = self.tok_emb.weight
 
     def reset_parameters(self):
         """GPT-2's initialisation (normal, std 0.02; shortcut-writing layers
