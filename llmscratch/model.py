@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, fields
 
 @dataclass
 class GPTConfig:
-    """The shape of a GPT model. Defaults: GPT-2 small, without qkv bias and weight tying."""
+    """The shape of a GPT model. Defaults: GPT-2 small, without qkv bias and
+    weight tying.
+    """
 
     vocab_size: int = 50257
     context_length: int = 1024
@@ -19,14 +21,28 @@ class GPTConfig:
     tie_weights: bool = False
 
     def __post_init__(self):
-        for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
+        for name in (
+            "vocab_size",
+            "context_length",
+            "emb_dim",
+            "n_heads",
+            "n_layers",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+                raise ValueError(
+                    f"GPTConfig.{name} must be a positive integer, got "
+                    f"{value!r}"
+                )
         if self.emb_dim % self.n_heads != 0:
-            raise ValueError(f"emb_dim={self.emb_dim} must be a multiple of n_heads={self.n_heads}")
+            raise ValueError(
+                f"emb_dim={self.emb_dim} must be a multiple of "
+                f"n_heads={self.n_heads}"
+            )
         if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+            raise ValueError(
+                f"drop_rate must be in [0, 1), got {self.drop_rate}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,7 +52,9 @@ class GPTConfig:
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(d) - set(known))
         if unknown:
-            raise ValueError(f"unknown GPTConfig field(s) {unknown}; the fields are {known}")
+            raise ValueError(
+                f"unknown GPTConfig field(s) {unknown}; the fields are {known}"
+            )
         return cls(**d)
 
 
@@ -50,11 +68,21 @@ GPT2_SIZES = {
 
 
 def gpt2_config(size: str = "124M", **overrides) -> GPTConfig:
-    """The config of a published GPT-2 model (qkv bias, tied output layer); overrides win."""
+    """The config of a published GPT-2 model (qkv bias, tied output layer);
+    overrides win.
+    """
     if size not in GPT2_SIZES:
-        raise ValueError(f"unknown GPT-2 size {size!r}; choose one of {list(GPT2_SIZES)}")
-    settings = dict(vocab_size=50257, context_length=1024, drop_rate=0.1,
-                    qkv_bias=True, tie_weights=True, **GPT2_SIZES[size])
+        raise ValueError(
+            f"unknown GPT-2 size {size!r}; choose one of {list(GPT2_SIZES)}"
+        )
+    settings = dict(
+        vocab_size=50257,
+        context_length=1024,
+        drop_rate=0.1,
+        qkv_bias=True,
+        tie_weights=True,
+        **GPT2_SIZES[size],
+    )
     return GPTConfig(**{**settings, **overrides})
 
 
@@ -63,7 +91,9 @@ from torch import nn
 
 
 class LayerNorm(nn.Module):
-    """Normalise each token's vector to mean 0, variance 1, then scale and shift it."""
+    """Normalise each token's vector to mean 0, variance 1, then scale and
+    shift it.
+    """
 
     def __init__(self, emb_dim: int, eps: float = 1e-5):
         super().__init__()
@@ -73,8 +103,11 @@ class LayerNorm(nn.Module):
 
     def forward(self, x):
         mean = x.mean(dim=-1, keepdim=True)
-        var = x.var(dim=-1, keepdim=True, unbiased=False)  # GPT-2 divides by n, not n - 1
-        return self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
+        # GPT-2 divides by n, not n - 1
+        var = x.var(dim=-1, keepdim=True, unbiased=False)
+        return (
+            self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
+        )
 
 
 import math
@@ -87,11 +120,14 @@ class GELU(nn.Module):
     """GELU with GPT-2's tanh approximation."""
 
     def forward(self, x):
-        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+        inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
+        return 0.5 * x * (1 + torch.tanh(inner))
 
 
 class FeedForward(nn.Module):
-    """Per-token network: widen 4x, GELU, narrow back (two plain nn.Linear layers)."""
+    """Per-token network: widen 4x, GELU, narrow back (two plain nn.Linear
+    layers).
+    """
 
     def __init__(self, cfg):
         super().__init__()
@@ -113,27 +149,42 @@ from llmscratch.attention import MultiHeadAttention, causal_mask
 
 
 class GPTAttention(MultiHeadAttention):
-    """Chapter 2's MultiHeadAttention, computed with PyTorch's fused kernel, KV-cache aware."""
+    """Chapter 2's MultiHeadAttention, computed with PyTorch's fused kernel,
+    KV-cache aware.
+    """
 
     def forward(self, x, cache=None):
-        q, k, v = (self.split_heads(W(x)) for W in (self.W_query, self.W_key, self.W_value))
+        q, k, v = (
+            self.split_heads(W(x))
+            for W in (self.W_query, self.W_key, self.W_value)
+        )
         dropout_p = self.dropout.p if self.training else 0.0
         if cache is None:
-            context = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            context = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=dropout_p, is_causal=True
+            )
         else:
-            k, v = cache.append(k, v)  # this layer's keys and values for every token so far
-            mask = causal_mask(q.shape[-2], k.shape[-2], device=x.device)
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+            # this layer's keys and values for every token so far
+            k, v = cache.append(k, v)
+            mask = None  # a single new token may see every cached one
+            if q.shape[-2] > 1:
+                mask = causal_mask(q.shape[-2], k.shape[-2], device=x.device)
+            context = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=dropout_p
+            )
         return self.out_proj(self.merge_heads(context))
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm block: x + attention(norm(x)), then x + feed_forward(norm(x))."""
+    """Pre-norm block: x + attention(norm(x)), then x + feed_forward(norm(x)).
+    """
 
     def __init__(self, cfg):
         super().__init__()
         self.norm1 = LayerNorm(cfg.emb_dim)
-        self.att = GPTAttention(cfg.emb_dim, cfg.emb_dim, cfg.n_heads, cfg.drop_rate, cfg.qkv_bias)
+        self.att = GPTAttention(
+            cfg.emb_dim, cfg.emb_dim, cfg.n_heads, cfg.drop_rate, cfg.qkv_bias
+        )
         self.norm2 = LayerNorm(cfg.emb_dim)
         self.ff = FeedForward(cfg)
         self.drop_shortcut = nn.Dropout(cfg.drop_rate)
@@ -151,7 +202,9 @@ from torch import nn
 
 
 class GPTModel(nn.Module):
-    """A GPT-2 style language model: token ids [batch, tokens] -> logits [batch, tokens, vocab]."""
+    """A GPT-2 style language model: token ids [batch, tokens] -> logits
+    [batch, tokens, vocab].
+    """
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -159,15 +212,20 @@ class GPTModel(nn.Module):
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
         self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)
         self.drop_emb = nn.Dropout(cfg.drop_rate)
-        self.blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(cfg) for _ in range(cfg.n_layers)
+        )
         self.final_norm = LayerNorm(cfg.emb_dim)
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
         self.reset_parameters()
         if cfg.tie_weights:
-            self.out_head.weight = self.tok_emb.weight  # one matrix, used twice
+            # one matrix, used twice
+            self.out_head.weight = self.tok_emb.weight
 
     def reset_parameters(self):
-        """GPT-2's initialisation (normal, std 0.02; shortcut-writing layers scaled down)."""
+        """GPT-2's initialisation (normal, std 0.02; shortcut-writing layers
+        scaled down).
+        """
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)
@@ -175,8 +233,12 @@ class GPTModel(nn.Module):
                 nn.init.zeros_(module.bias)
         residual_std = 0.02 / math.sqrt(2 * self.cfg.n_layers)
         for block in self.blocks:
-            nn.init.normal_(block.att.out_proj.weight, mean=0.0, std=residual_std)
-            nn.init.normal_(block.ff.layers[2].weight, mean=0.0, std=residual_std)
+            nn.init.normal_(
+                block.att.out_proj.weight, mean=0.0, std=residual_std
+            )
+            nn.init.normal_(
+                block.ff.layers[2].weight, mean=0.0, std=residual_std
+            )
 
     def new_cache(self):
         """An empty KV cache for this model (section 3.9)."""
@@ -185,15 +247,24 @@ class GPTModel(nn.Module):
     def features(self, idx, cache=None):
         """Hidden states after the final norm: [batch, tokens, emb_dim]."""
         if idx.dim() != 2:
-            raise ValueError(f"expected token ids of shape [batch, tokens], got {tuple(idx.shape)}")
+            raise ValueError(
+                "expected token ids of shape [batch, tokens], got "
+                f"{tuple(idx.shape)}"
+            )
         if cache is not None and len(cache.layers) != len(self.blocks):
-            raise ValueError(f"a cache for {len(cache.layers)} layers cannot serve {len(self.blocks)} blocks")
-        start = 0 if cache is None else len(cache)  # positions already in the cache come first
+            raise ValueError(
+                f"a cache for {len(cache.layers)} layers cannot serve "
+                f"{len(self.blocks)} blocks"
+            )
+        # positions already in the cache come first
+        start = 0 if cache is None else len(cache)
         end = start + idx.shape[1]
         if end > self.cfg.context_length:
             raise ValueError(
-                f"{end} tokens do not fit the context of {self.cfg.context_length}: keep only the "
-                f"last {self.cfg.context_length} tokens (generate() does this for you)"
+                f"{end} tokens do not fit the context of "
+                f"{self.cfg.context_length}: keep only the "
+                f"last {self.cfg.context_length} tokens (generate() does this "
+                "for you)"
             )
         positions = torch.arange(start, end, device=idx.device)
         x = self.drop_emb(self.tok_emb(idx) + self.pos_emb(positions))
@@ -207,28 +278,55 @@ class GPTModel(nn.Module):
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters; a tied matrix counts once."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+    return sum(
+        p.numel()
+        for p in model.parameters()
+        if p.requires_grad or not trainable_only
+    )
 
 
 import torch
 
 
 class LayerCache:
-    """The keys and values one attention layer has seen: [batch, heads, tokens, head_dim]."""
+    """The keys and values one attention layer has seen.
+
+    They live in a buffer [batch, heads, capacity, head_dim] that doubles
+    when full, so adding a token copies only that token, not the whole cache.
+    """
 
     def __init__(self):
-        self.keys = self.values = None
+        self.buffers, self.length = None, 0
 
     def __len__(self):
-        return 0 if self.keys is None else self.keys.shape[-2]
+        return self.length
+
+    @property
+    def keys(self):
+        if self.buffers is None:
+            return None
+        return self.buffers[0][..., : self.length, :]
+
+    @property
+    def values(self):
+        if self.buffers is None:
+            return None
+        return self.buffers[1][..., : self.length, :]
 
     def append(self, keys, values):
-        """Add the new tokens' keys and values; return those of all tokens so far."""
-        if self.keys is None:
-            self.keys, self.values = keys, values
-        else:
-            self.keys = torch.cat([self.keys, keys], dim=-2)
-            self.values = torch.cat([self.values, values], dim=-2)
+        """Add the new tokens' keys and values; return those of all tokens."""
+        end = self.length + keys.shape[-2]
+        if self.buffers is None or end > self.buffers[0].shape[-2]:
+            capacity = max(end, 2 * self.length, 64)
+            grown = [t.new_empty(*t.shape[:-2], capacity, t.shape[-1])
+                     for t in (keys, values)]
+            if self.buffers is not None:  # move what is cached so far
+                for new, old in zip(grown, self.buffers):
+                    new[..., : self.length, :] = old[..., : self.length, :]
+            self.buffers = grown
+        self.buffers[0][..., self.length:end, :] = keys
+        self.buffers[1][..., self.length:end, :] = values
+        self.length = end
         return self.keys, self.values
 
 
@@ -242,46 +340,71 @@ class KVCache:
         return len(self.layers[0])
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size()
-                   for layer in self.layers if layer.keys is not None
-                   for t in (layer.keys, layer.values))
+        """Bytes of the cached keys and values (not counting spare room)."""
+        return sum(
+            t.numel() * t.element_size()
+            for layer in self.layers
+            if layer.keys is not None
+            for t in (layer.keys, layer.values)
+        )
 
 
 import torch
 
 
 def greedy_choice(logits):
-    """The highest-scoring token for each row of logits [batch, vocab] -> [batch, 1]."""
+    """The highest-scoring token for each row of logits [batch, vocab] ->
+    [batch, 1].
+    """
     return logits.argmax(dim=-1, keepdim=True)
 
 
 @torch.no_grad()
-def generate(model, idx, max_new_tokens, choose=greedy_choice, context_length=None,
-             use_cache=True, eos_id=None):
-    """Append up to max_new_tokens tokens to idx [batch, tokens], choosing each with `choose`.
+def generate(
+    model,
+    idx,
+    max_new_tokens,
+    choose=greedy_choice,
+    context_length=None,
+    use_cache=True,
+    eos_id=None,
+):
+    """Append up to max_new_tokens tokens to idx [batch, tokens], choosing each
+    with `choose`.
 
-    The model only ever sees the last `context_length` tokens (default: its config's).
-    With use_cache, earlier tokens' keys and values are reused instead of recomputed;
-    the result is the same tokens as without the cache. With eos_id, a row that has produced
+    The model only ever sees the last `context_length` tokens (default: its
+    config's).
+    With use_cache, earlier tokens' keys and values are reused instead of
+    recomputed;
+    the result is the same tokens as without the cache. With eos_id, a row that
+    has produced
     it only repeats it, and generation stops once every row has.
     """
     limit = context_length or model.cfg.context_length
     if limit > model.cfg.context_length:
-        raise ValueError(f"context_length={limit} exceeds the model's {model.cfg.context_length}")
+        raise ValueError(
+            f"context_length={limit} exceeds the model's "
+            f"{model.cfg.context_length}"
+        )
     was_training = model.training
     model.eval()  # no dropout while generating
     cache = None
-    finished = torch.zeros(idx.shape[0], 1, dtype=torch.bool, device=idx.device)
+    finished = torch.zeros(
+        idx.shape[0], 1, dtype=torch.bool, device=idx.device
+    )
     try:
         for _ in range(max_new_tokens):
             if use_cache and cache is not None and len(cache) < limit:
-                hidden = model.features(idx[:, -1:], cache)  # only the newest token
-            else:  # first step, no cache, or a full window whose positions must shift
+                # only the newest token
+                hidden = model.features(idx[:, -1:], cache)
+            # first step, no cache, or a full window whose positions must shift
+            else:
                 cache = model.new_cache() if use_cache else None
                 hidden = model.features(idx[:, -limit:], cache)
             next_id = choose(model.out_head(hidden[:, -1]))
             if eos_id is not None:
-                next_id = next_id.masked_fill(finished, eos_id)  # finished rows only pad
+                # finished rows only pad
+                next_id = next_id.masked_fill(finished, eos_id)
                 finished |= next_id == eos_id
             idx = torch.cat([idx, next_id], dim=1)
             if bool(finished.all()):
@@ -291,9 +414,13 @@ def generate(model, idx, max_new_tokens, choose=greedy_choice, context_length=No
     return idx
 
 
-def generate_greedy(model, idx, max_new_tokens, context_length=None, use_cache=True):
+def generate_greedy(
+    model, idx, max_new_tokens, context_length=None, use_cache=True
+):
     """Greedy decoding: always the highest-scoring next token."""
-    return generate(model, idx, max_new_tokens, greedy_choice, context_length, use_cache)
+    return generate(
+        model, idx, max_new_tokens, greedy_choice, context_length, use_cache
+    )
 
 
 from pathlib import Path
@@ -308,8 +435,10 @@ class CheckpointMismatchError(ValueError):
 def gpt2_name_map(cfg) -> dict:
     """Hugging Face GPT-2 tensor name -> (layout, [our parameter names]).
 
-    layout 'linear': stored like our parameter(s); 'conv1d': stored [in, out], transpose it.
-    Several target names mean the tensor holds them stacked (c_attn: query, key, value).
+    layout 'linear': stored like our parameter(s); 'conv1d': stored [in, out],
+    transpose it.
+    Several target names mean the tensor holds them stacked (c_attn: query,
+    key, value).
     """
     names = {
         "wte.weight": ("linear", ["tok_emb.weight"]),
@@ -320,25 +449,53 @@ def gpt2_name_map(cfg) -> dict:
     for i in range(cfg.n_layers):
         hf, ours = f"h.{i}.", f"blocks.{i}."
         qkv = [f"{ours}att.{w}" for w in ("W_query", "W_key", "W_value")]
-        names[hf + "attn.c_attn.weight"] = ("conv1d", [f"{w}.weight" for w in qkv])
+        names[hf + "attn.c_attn.weight"] = (
+            "conv1d",
+            [f"{w}.weight" for w in qkv],
+        )
         if cfg.qkv_bias:
-            names[hf + "attn.c_attn.bias"] = ("linear", [f"{w}.bias" for w in qkv])
-        for hf_layer, our_layer in [("attn.c_proj", "att.out_proj"), ("mlp.c_fc", "ff.layers.0"),
-                                    ("mlp.c_proj", "ff.layers.2")]:
-            names[f"{hf}{hf_layer}.weight"] = ("conv1d", [f"{ours}{our_layer}.weight"])
-            names[f"{hf}{hf_layer}.bias"] = ("linear", [f"{ours}{our_layer}.bias"])
+            names[hf + "attn.c_attn.bias"] = (
+                "linear",
+                [f"{w}.bias" for w in qkv],
+            )
+        for hf_layer, our_layer in [
+            ("attn.c_proj", "att.out_proj"),
+            ("mlp.c_fc", "ff.layers.0"),
+            ("mlp.c_proj", "ff.layers.2"),
+        ]:
+            names[f"{hf}{hf_layer}.weight"] = (
+                "conv1d",
+                [f"{ours}{our_layer}.weight"],
+            )
+            names[f"{hf}{hf_layer}.bias"] = (
+                "linear",
+                [f"{ours}{our_layer}.bias"],
+            )
         for hf_norm, our_norm in [("ln_1", "norm1"), ("ln_2", "norm2")]:
-            names[f"{hf}{hf_norm}.weight"] = ("linear", [f"{ours}{our_norm}.scale"])
-            names[f"{hf}{hf_norm}.bias"] = ("linear", [f"{ours}{our_norm}.shift"])
+            names[f"{hf}{hf_norm}.weight"] = (
+                "linear",
+                [f"{ours}{our_norm}.scale"],
+            )
+            names[f"{hf}{hf_norm}.bias"] = (
+                "linear",
+                [f"{ours}{our_norm}.shift"],
+            )
     return names
 
 
 def describe_gpt2_checkpoint(tensors: dict) -> str:
-    """What config the checkpoint's tensor shapes imply (n_heads is not stored in the weights)."""
-    layers = {int(name.split(".")[1]) for name in tensors if name.startswith("h.")}
+    """What config the checkpoint's tensor shapes imply (n_heads is not stored
+    in the weights).
+    """
+    layers = {
+        int(name.split(".")[1]) for name in tensors if name.startswith("h.")
+    }
     found = []
     if "wte.weight" in tensors:
-        found += [f"vocab_size={tensors['wte.weight'].shape[0]}", f"emb_dim={tensors['wte.weight'].shape[1]}"]
+        found += [
+            f"vocab_size={tensors['wte.weight'].shape[0]}",
+            f"emb_dim={tensors['wte.weight'].shape[1]}",
+        ]
     if "wpe.weight" in tensors:
         found.append(f"context_length={tensors['wpe.weight'].shape[0]}")
     found.append(f"n_layers={max(layers) + 1 if layers else 0}")
@@ -347,7 +504,9 @@ def describe_gpt2_checkpoint(tensors: dict) -> str:
 
 
 def read_gpt2_safetensors(path) -> dict:
-    """The tensors of a Hugging Face GPT-2 safetensors file, with names as in GPT-2's own files."""
+    """The tensors of a Hugging Face GPT-2 safetensors file, with names as in
+    GPT-2's own files.
+    """
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -363,9 +522,11 @@ def read_gpt2_safetensors(path) -> dict:
 
 
 def load_gpt2_safetensors(model, path):
-    """Copy the weights of a Hugging Face GPT-2 `model.safetensors` file into `model`.
+    """Copy the weights of a Hugging Face GPT-2 `model.safetensors` file into
+    `model`.
 
-    Raises CheckpointMismatchError, naming the tensor and both shapes, if the file does not
+    Raises CheckpointMismatchError, naming the tensor and both shapes, if the
+    file does not
     fit model.cfg; nothing is copied unless everything fits. Returns the model.
     """
     tensors = read_gpt2_safetensors(path)
@@ -375,15 +536,20 @@ def load_gpt2_safetensors(model, path):
     missing = sorted(set(names) - set(tensors))
     if missing:
         raise CheckpointMismatchError(
-            f"the checkpoint has no tensor {missing[:4]}{' ...' if len(missing) > 4 else ''} "
-            f"({len(missing)} missing); {hint}")
+            "the checkpoint has no tensor "
+            f"{missing[:4]}{' ...' if len(missing) > 4 else ''} "
+            f"({len(missing)} missing); {hint}"
+        )
     unexpected = sorted(set(tensors) - set(names) - {"lm_head.weight"})
     if unexpected:
         raise CheckpointMismatchError(
             f"the model has no place for checkpoint tensor(s) {unexpected[:4]}"
-            f"{' ...' if len(unexpected) > 4 else ''} ({len(unexpected)} in all); {hint}")
+            f"{' ...' if len(unexpected) > 4 else ''} ({len(unexpected)} in "
+            f"all); {hint}"
+        )
 
-    updates = []  # (our parameter, new value), collected before anything is copied
+    # (our parameter, new value), collected before anything is copied
+    updates = []
     for hf_name, (layout, targets) in names.items():
         params = [model.get_parameter(t) for t in targets]
         stacked = (sum(p.shape[0] for p in params), *params[0].shape[1:])
@@ -391,18 +557,25 @@ def load_gpt2_safetensors(model, path):
         tensor = tensors[hf_name]
         if tuple(tensor.shape) != tuple(expected):
             raise CheckpointMismatchError(
-                f"checkpoint tensor {hf_name!r} has shape {tuple(tensor.shape)}, but the model "
-                f"needs {tuple(expected)} for {', '.join(targets)}; {hint}")
+                f"checkpoint tensor {hf_name!r} has shape "
+                f"{tuple(tensor.shape)}, but the model "
+                f"needs {tuple(expected)} for {', '.join(targets)}; {hint}"
+            )
         if layout == "conv1d":
             tensor = tensor.t()
-        updates += zip(params, tensor.split([p.shape[0] for p in params], dim=0))
+        updates += zip(
+            params, tensor.split([p.shape[0] for p in params], dim=0)
+        )
 
-    head = tensors.get("lm_head.weight", tensors["wte.weight"])  # GPT-2 ties the head to wte
+    # GPT-2 ties the head to wte
+    head = tensors.get("lm_head.weight", tensors["wte.weight"])
     if model.cfg.tie_weights:
         if not torch.equal(head, tensors["wte.weight"]):
             raise CheckpointMismatchError(
-                "the checkpoint's lm_head.weight differs from wte.weight, but the model ties them: "
-                "build it with tie_weights=False")
+                "the checkpoint's lm_head.weight differs from wte.weight, but "
+                "the model ties them: "
+                "build it with tie_weights=False"
+            )
     else:
         updates.append((model.out_head.weight, head))
 
@@ -413,15 +586,28 @@ def load_gpt2_safetensors(model, path):
 
 
 def hf_gpt2_config(cfg):
-    """The `transformers.GPT2Config` with the same architecture as `cfg` (for comparisons)."""
+    """The `transformers.GPT2Config` with the same architecture as `cfg` (for
+    comparisons).
+    """
     from transformers import GPT2Config
 
     if not cfg.qkv_bias:
-        raise ValueError("GPT-2 always has query/key/value biases: use a config with qkv_bias=True")
+        raise ValueError(
+            "GPT-2 always has query/key/value biases: use a config with "
+            "qkv_bias=True"
+        )
     return GPT2Config(
-        vocab_size=cfg.vocab_size, n_positions=cfg.context_length, n_embd=cfg.emb_dim,
-        n_layer=cfg.n_layers, n_head=cfg.n_heads, activation_function="gelu_new",
-        resid_pdrop=cfg.drop_rate, embd_pdrop=cfg.drop_rate, attn_pdrop=cfg.drop_rate,
-        layer_norm_epsilon=1e-5, tie_word_embeddings=cfg.tie_weights,
-        bos_token_id=None, eos_token_id=None,
+        vocab_size=cfg.vocab_size,
+        n_positions=cfg.context_length,
+        n_embd=cfg.emb_dim,
+        n_layer=cfg.n_layers,
+        n_head=cfg.n_heads,
+        activation_function="gelu_new",
+        resid_pdrop=cfg.drop_rate,
+        embd_pdrop=cfg.drop_rate,
+        attn_pdrop=cfg.drop_rate,
+        layer_norm_epsilon=1e-5,
+        tie_word_embeddings=cfg.tie_weights,
+        bos_token_id=None,
+        eos_token_id=None,
     )

@@ -8,24 +8,39 @@ from llmscratch.tokenizer import EOT, load_corpus, load_course_encoding
 
 
 def corpus_token_ids(encoding=None) -> torch.Tensor:
-    """The whole course corpus as one 1-D tensor of token ids (course vocabulary by default)."""
+    """The whole course corpus as one 1-D tensor of token ids (course
+    vocabulary by default).
+    """
     encoding = encoding or load_course_encoding()
-    return torch.tensor(encoding.encode(load_corpus(), allowed_special={EOT}), dtype=torch.long)
+    return torch.tensor(
+        encoding.encode(load_corpus(), allowed_special={EOT}), dtype=torch.long
+    )
 
 
 def train_val_split(ids, val_fraction: float = 0.1, chunk_tokens: int = 8192):
-    """Cut the token stream into chunks and send an evenly spread `val_fraction` of them to
-    validation, so both parts sample every region of the corpus. Returns (train_ids, val_ids)."""
+    """Cut the token stream into chunks and send an evenly spread
+    `val_fraction` of them to
+    validation, so both parts sample every region of the corpus. Returns
+    (train_ids, val_ids).
+    """
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+        raise ValueError(
+            f"val_fraction must be between 0 and 1, got {val_fraction}"
+        )
     chunks = torch.split(torch.as_tensor(ids, dtype=torch.long), chunk_tokens)
-    # chunk i goes to validation when the running count i * val_fraction passes a whole number
-    to_val = [int(round((i + 1) * val_fraction, 9)) > int(round(i * val_fraction, 9)) for i in range(len(chunks))]
+    # chunk i goes to validation when i * val_fraction passes a whole number
+    to_val = [
+        int(round((i + 1) * val_fraction, 9)) > int(round(i * val_fraction, 9))
+        for i in range(len(chunks))
+    ]
     val = [chunk for chunk, v in zip(chunks, to_val) if v]
     train = [chunk for chunk, v in zip(chunks, to_val) if not v]
     if not val or not train:
-        raise ValueError(f"{len(chunks)} chunk(s) of {chunk_tokens} tokens cannot be split "
-                         f"{1 - val_fraction:.0%}/{val_fraction:.0%}: use a smaller chunk_tokens")
+        raise ValueError(
+            f"{len(chunks)} chunk(s) of {chunk_tokens} tokens cannot be split "
+            f"{1 - val_fraction:.0%}/{val_fraction:.0%}: use a smaller "
+            "chunk_tokens"
+        )
     return torch.cat(train), torch.cat(val)
 
 
@@ -36,7 +51,9 @@ import torch.nn.functional as F
 
 
 def calc_loss_batch(model, inputs, targets, device="cpu"):
-    """Mean cross-entropy of the model's next-token predictions over one batch [batch, tokens]."""
+    """Mean cross-entropy of the model's next-token predictions over one batch
+    [batch, tokens].
+    """
     inputs, targets = inputs.to(device), targets.to(device)
     logits = model(inputs)
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
@@ -44,7 +61,9 @@ def calc_loss_batch(model, inputs, targets, device="cpu"):
 
 @torch.no_grad()
 def evaluate_loss(model, loader, device="cpu", max_batches=None) -> float:
-    """Average loss per window over (up to `max_batches`) batches, with dropout off."""
+    """Average loss per window over (up to `max_batches`) batches, with dropout
+    off.
+    """
     was_training = model.training
     model.eval()
     total, windows = 0.0, 0
@@ -52,13 +71,18 @@ def evaluate_loss(model, loader, device="cpu", max_batches=None) -> float:
         for i, (inputs, targets) in enumerate(loader):
             if max_batches is not None and i >= max_batches:
                 break
-            total += calc_loss_batch(model, inputs, targets, device).item() * len(inputs)
+            total += calc_loss_batch(
+                model, inputs, targets, device
+            ).item() * len(inputs)
             windows += len(inputs)
     finally:
         model.train(was_training)
     if windows == 0:
-        raise ValueError("the loader gave no batches: is the text shorter than one context window "
-                         "(or drop_last=True with fewer windows than one batch)?")
+        raise ValueError(
+            "the loader gave no batches: is the text shorter than one context "
+            "window "
+            "(or drop_last=True with fewer windows than one batch)?"
+        )
     return total / windows
 
 
@@ -73,41 +97,106 @@ from torch.utils.data import DataLoader, Subset
 from llmscratch.tokenizer import SlidingWindowDataset
 
 
-def eval_loader(ids, context_length: int, batch_size: int = 8, max_windows: int | None = None) -> DataLoader:
-    """Non-overlapping windows of `ids`; with `max_windows`, an evenly spread fixed sample of them."""
+def eval_loader(
+    ids,
+    context_length: int,
+    batch_size: int = 8,
+    max_windows: int | None = None,
+) -> DataLoader:
+    """Non-overlapping windows of `ids`; with `max_windows`, an evenly spread
+    fixed sample of them.
+    """
     dataset = SlidingWindowDataset(ids, context_length, stride=context_length)
     if max_windows is not None and max_windows < len(dataset):
-        picks = torch.linspace(0, len(dataset) - 1, max_windows).round().long().tolist()
+        picks = (
+            torch.linspace(0, len(dataset) - 1, max_windows)
+            .round()
+            .long()
+            .tolist()
+        )
         dataset = Subset(dataset, picks)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False)
+
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def token_byte_lengths(encoding) -> torch.Tensor:
+    """UTF-8 bytes that each token id spells: a tensor [n_vocab]."""
+    return torch.tensor([len(encoding.decode_single_token_bytes(i))
+                         for i in range(encoding.n_vocab)])
+
+
+def bits_per_byte(total_nats: float, n_bytes: int) -> float:
+    """A loss summed over a text (in nats), per byte of that text, in bits."""
+    if n_bytes <= 0:
+        raise ValueError(f"bits per byte needs a positive byte count, got "
+                         f"{n_bytes}")
+    return total_nats / (n_bytes * math.log(2))
+
+
+@torch.no_grad()
+def evaluate_bits_per_byte(model, loader, byte_lengths, device="cpu",
+                           max_batches=None) -> float:
+    """Bits per UTF-8 byte of the predicted text over (up to `max_batches`)
+    batches, with dropout off; `byte_lengths` from token_byte_lengths."""
+    was_training = model.training
+    model.eval()
+    nats, n_bytes = 0.0, 0
+    try:
+        for i, (inputs, targets) in enumerate(loader):
+            if max_batches is not None and i >= max_batches:
+                break
+            logits = model(inputs.to(device))
+            nats += F.cross_entropy(logits.flatten(0, 1),
+                                    targets.to(device).flatten(),
+                                    reduction="sum").item()
+            n_bytes += int(byte_lengths[targets].sum())
+    finally:
+        model.train(was_training)
+    return bits_per_byte(nats, n_bytes)
 
 
 import torch
 
 
-def make_optimizer(model, lr: float, weight_decay: float = 0.1, betas=(0.9, 0.95)) -> torch.optim.AdamW:
-    """AdamW with weight decay on the matrices (linear weights, embeddings) only, not on
+def make_optimizer(
+    model, lr: float, weight_decay: float = 0.1, betas=(0.9, 0.95)
+) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices (linear weights, embeddings)
+    only, not on
     biases or layer-norm parameters."""
     decay, no_decay = [], []
     for param in model.parameters():  # a tied matrix is listed once
         if param.requires_grad:
             (decay if param.dim() >= 2 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
 
 import math
 
 
-def lr_at(step: int, max_lr: float, min_lr: float, warmup_steps: int, max_steps: int) -> float:
-    """Learning rate at `step` (0-based): linear warm-up to max_lr, then cosine decay to min_lr."""
+def lr_at(
+    step: int, max_lr: float, min_lr: float, warmup_steps: int, max_steps: int
+) -> float:
+    """Learning rate at `step` (0-based): linear warm-up to max_lr, then cosine
+    decay to min_lr.
+    """
     if step < warmup_steps:
         return max_lr * (step + 1) / warmup_steps
     if step >= max_steps:
         return min_lr
     progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
-    return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+    return min_lr + 0.5 * (max_lr - min_lr) * (
+        1.0 + math.cos(math.pi * progress)
+    )
 
 
 import torch
@@ -116,27 +205,47 @@ from llmscratch.tokenizer import SlidingWindowDataset
 
 
 class ReplayableBatches:
-    """Training batches as a pure function of the step: epoch e visits the windows in a random
-    order seeded by (seed, e), and step s takes the next `batch_size` windows of it."""
+    """Training batches as a pure function of the step: epoch e visits the
+    windows in a random
+    order seeded by (seed, e), and step s takes the next `batch_size` windows
+    of it.
+    """
 
-    def __init__(self, ids, context_length: int, batch_size: int, stride: int, seed: int = 0):
+    def __init__(
+        self,
+        ids,
+        context_length: int,
+        batch_size: int,
+        stride: int,
+        seed: int = 0,
+    ):
         self.dataset = SlidingWindowDataset(ids, context_length, stride)
         self.batch_size, self.seed = batch_size, seed
         self.steps_per_epoch = len(self.dataset) // batch_size
         if self.steps_per_epoch == 0:
-            raise ValueError(f"{len(self.dataset)} window(s) do not fill one batch of {batch_size}")
+            raise ValueError(
+                f"{len(self.dataset)} window(s) do not fill one batch of "
+                f"{batch_size}"
+            )
         self._epoch, self._order = None, None
 
     def order(self, epoch: int) -> torch.Tensor:
-        if epoch != self._epoch:  # one permutation per epoch, kept until the next epoch starts
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._order = torch.randperm(len(self.dataset), generator=generator)
+        # one permutation per epoch, kept until the next epoch starts
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(
+                self.seed * 1_000_003 + epoch
+            )
+            self._order = torch.randperm(
+                len(self.dataset), generator=generator
+            )
             self._epoch = epoch
         return self._order
 
     def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, k = divmod(step, self.steps_per_epoch)
-        picks = self.order(epoch)[k * self.batch_size:(k + 1) * self.batch_size]
+        picks = self.order(epoch)[
+            k * self.batch_size : (k + 1) * self.batch_size
+        ]
         inputs, targets = zip(*(self.dataset[int(i)] for i in picks))
         return torch.stack(inputs), torch.stack(targets)
 
@@ -145,7 +254,9 @@ import torch
 
 
 def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
-    """Keep the k largest logits of each row (ties with the k-th are kept too); the rest -> -inf."""
+    """Keep the k largest logits of each row (ties with the k-th are kept too);
+    the rest -> -inf.
+    """
     if k is None or k >= logits.shape[-1]:
         return logits
     if k < 1:
@@ -155,31 +266,52 @@ def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
 
 
 def top_p_filter(logits: torch.Tensor, p: float | None) -> torch.Tensor:
-    """Keep, in each row, the most likely tokens until their probabilities sum to at least p."""
+    """Keep, in each row, the most likely tokens until their probabilities sum
+    to at least p.
+    """
     if p is None or p >= 1.0:
         return logits
     if p <= 0.0:
         raise ValueError(f"top_p must be in (0, 1], got {p}")
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
     probs = torch.softmax(sorted_logits, dim=-1)
-    mass_above = probs.cumsum(dim=-1) - probs  # probability of the tokens ranked higher
-    drop_sorted = mass_above >= p              # the top token always stays (its mass_above is 0)
-    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # back to vocabulary order
+    # probability of the tokens ranked higher
+    mass_above = probs.cumsum(dim=-1) - probs
+    # the top token always stays (its mass_above is 0)
+    drop_sorted = mass_above >= p
+    # back to vocabulary order
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
 
 
-def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                     top_p: float | None = None) -> torch.Tensor:
-    """The distribution a sampler draws from: temperature first, then top-k, then top-p."""
+def next_token_probs(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> torch.Tensor:
+    """The distribution a sampler draws from: temperature first, then top-k,
+    then top-p.
+    """
     if temperature <= 0:
-        raise ValueError("temperature must be positive here; temperature=0 means greedy decoding")
+        raise ValueError(
+            "temperature must be positive here; temperature=0 means greedy "
+            "decoding"
+        )
     logits = top_p_filter(top_k_filter(logits / temperature, top_k), top_p)
     return torch.softmax(logits, dim=-1)
 
 
-def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One token id per row of logits [batch, vocab] -> [batch, 1]; temperature 0 is greedy."""
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One token id per row of logits [batch, vocab] -> [batch, 1]; temperature
+    0 is greedy.
+    """
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
     probs = next_token_probs(logits, temperature, top_k, top_p)
@@ -191,24 +323,59 @@ import torch
 from llmscratch.model import generate as generate_with
 
 
-def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             top_p: float | None = None, eos_id: int | None = None, context_length: int | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
-    """Extend idx [batch, tokens] by up to max_new_tokens sampled tokens (KV cache; stops once
+def generate(
+    model,
+    idx,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eos_id: int | None = None,
+    context_length: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Extend idx [batch, tokens] by up to max_new_tokens sampled tokens (KV
+    cache; stops once
     every row has produced eos_id). temperature=0 is greedy decoding."""
+
     def choose(logits):
         return sample_next(logits, temperature, top_k, top_p, generator)
 
-    return generate_with(model, idx, max_new_tokens, choose=choose, context_length=context_length,
-                         eos_id=eos_id)
+    return generate_with(
+        model,
+        idx,
+        max_new_tokens,
+        choose=choose,
+        context_length=context_length,
+        eos_id=eos_id,
+    )
 
 
-def sample_text(model, encoding, prompt: str, max_new_tokens: int = 40, temperature: float = 0.8,
-                top_k: int | None = 50, top_p: float | None = None, seed: int = 0, device="cpu") -> str:
+def sample_text(
+    model,
+    encoding,
+    prompt: str,
+    max_new_tokens: int = 40,
+    temperature: float = 0.8,
+    top_k: int | None = 50,
+    top_p: float | None = None,
+    seed: int = 0,
+    device="cpu",
+) -> str:
     """Prompt + continuation as text; the seed makes the sample repeatable."""
-    idx = torch.tensor([encoding.encode(prompt, allowed_special="all")], device=device)
+    idx = torch.tensor(
+        [encoding.encode(prompt, allowed_special="all")], device=device
+    )
     generator = torch.Generator(device=device).manual_seed(seed)
-    out = generate(model, idx, max_new_tokens, temperature, top_k, top_p, generator=generator)
+    out = generate(
+        model,
+        idx,
+        max_new_tokens,
+        temperature,
+        top_k,
+        top_p,
+        generator=generator,
+    )
     return encoding.decode(out[0].tolist())
 
 
@@ -217,24 +384,28 @@ from dataclasses import dataclass
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run besides the model's shape and the data."""
+    """Everything that defines a training run besides the model's shape and the
+    data.
+    """
 
-    max_steps: int = 200           # optimizer updates in the whole run (the schedule's length)
-    batch_size: int = 16           # windows per step
-    max_lr: float = 2e-3           # peak learning rate, reached after warm-up
-    min_lr: float = 2e-4           # floor of the cosine decay
+    # optimizer updates in the whole run (the schedule's length)
+    max_steps: int = 200
+    batch_size: int = 16  # windows per step
+    max_lr: float = 2e-3  # peak learning rate, reached after warm-up
+    min_lr: float = 2e-4  # floor of the cosine decay
     warmup_steps: int = 20
-    weight_decay: float = 0.1      # AdamW's decoupled decay (matrices only)
+    weight_decay: float = 0.1  # AdamW's decoupled decay (matrices only)
     beta1: float = 0.9
     beta2: float = 0.95
-    grad_clip: float = 1.0         # largest allowed gradient norm
-    stride: int = 0                # distance between training windows; 0 = context length
-    eval_every: int = 50           # steps between evaluations (0: never)
-    eval_windows: int = 32         # windows in each fixed evaluation sample
-    sample_every: int = 0          # steps between printed samples (0: never)
+    grad_clip: float = 1.0  # largest allowed gradient norm
+    # distance between training windows; 0 = context length
+    stride: int = 0
+    eval_every: int = 50  # steps between evaluations (0: never)
+    eval_windows: int = 32  # windows in each fixed evaluation sample
+    sample_every: int = 0  # steps between printed samples (0: never)
     sample_prompt: str = "\n"
     sample_tokens: int = 40
-    seed: int = 123                # fixes the order of the training batches
+    seed: int = 123  # fixes the order of the training batches
 
 
 import time
@@ -245,70 +416,155 @@ from llmscratch import course
 
 
 def new_history() -> dict:
-    """Training log: one row per step ('train') and one per evaluation ('eval')."""
+    """Training log: one row per step ('train') and one per evaluation
+    ('eval').
+    """
     return {"train": [], "eval": []}
 
 
 def evaluate_run(model, probes: dict, device="cpu") -> dict:
-    """Loss on each fixed evaluation sample: {'eval_train_loss': ..., 'val_loss': ...}."""
-    return {name: evaluate_loss(model, loader, device) for name, loader in probes.items()}
+    """Loss on each fixed evaluation sample: {'eval_train_loss': ...,
+    'val_loss': ...}.
+    """
+    return {
+        name: evaluate_loss(model, loader, device)
+        for name, loader in probes.items()
+    }
 
 
-def train(model, train_ids, val_ids, cfg: TrainConfig, optimizer=None, start_step: int = 0,
-          history: dict | None = None, stop_step: int | None = None, encoding=None, device="cpu",
-          checkpoint_dir=None, checkpoint_every: int = 0, show_progress: bool = True) -> dict:
-    """Train `model` from `start_step` to `stop_step` (default cfg.max_steps); returns the history.
+def train(
+    model,
+    train_ids,
+    val_ids,
+    cfg: TrainConfig,
+    optimizer=None,
+    start_step: int = 0,
+    history: dict | None = None,
+    stop_step: int | None = None,
+    encoding=None,
+    device="cpu",
+    checkpoint_dir=None,
+    checkpoint_every: int = 0,
+    show_progress: bool = True,
+) -> dict:
+    """Train `model` from `start_step` to `stop_step` (default cfg.max_steps);
+    returns the history.
 
-    To resume, pass the optimizer, step and history that `load_checkpoint` restored: the run then
-    continues exactly as if it had never stopped. With `checkpoint_dir`, a resumable checkpoint is
+    To resume, pass the optimizer, step and history that `load_checkpoint`
+    restored: the run then
+    continues exactly as if it had never stopped. With `checkpoint_dir`, a
+    resumable checkpoint is
     written every `checkpoint_every` steps and at the end.
     """
     context_length = model.cfg.context_length
-    batches = ReplayableBatches(train_ids, context_length, cfg.batch_size, cfg.stride or context_length, cfg.seed)
-    probes = {"eval_train_loss": eval_loader(train_ids, context_length, cfg.batch_size, cfg.eval_windows),
-              "val_loss": eval_loader(val_ids, context_length, cfg.batch_size, cfg.eval_windows)}
-    optimizer = optimizer or make_optimizer(model, cfg.max_lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
+    batches = ReplayableBatches(
+        train_ids,
+        context_length,
+        cfg.batch_size,
+        cfg.stride or context_length,
+        cfg.seed,
+    )
+    probes = {
+        "eval_train_loss": eval_loader(
+            train_ids, context_length, cfg.batch_size, cfg.eval_windows
+        ),
+        "val_loss": eval_loader(
+            val_ids, context_length, cfg.batch_size, cfg.eval_windows
+        ),
+    }
+    optimizer = optimizer or make_optimizer(
+        model, cfg.max_lr, cfg.weight_decay, (cfg.beta1, cfg.beta2)
+    )
     history = history if history is not None else new_history()
     stop_step = cfg.max_steps if stop_step is None else stop_step
     model.to(device).train()
 
     if cfg.eval_every and start_step == 0 and not history["eval"]:
-        history["eval"].append({"step": 0, **evaluate_run(model, probes, device)})  # the starting point
+        # the starting point
+        history["eval"].append(
+            {"step": 0, **evaluate_run(model, probes, device)}
+        )
     elapsed = history["train"][-1]["time_s"] if history["train"] else 0.0
-    bar = course.progress(range(start_step, stop_step), total=stop_step, initial=start_step,
-                          desc="training", disable=not show_progress)
+    bar = course.progress(
+        range(start_step, stop_step),
+        total=stop_step,
+        initial=start_step,
+        desc="training",
+        disable=not show_progress,
+    )
     for step in bar:
         started = time.perf_counter()
-        lr = lr_at(step, cfg.max_lr, cfg.min_lr, cfg.warmup_steps, cfg.max_steps)
+        lr = lr_at(
+            step, cfg.max_lr, cfg.min_lr, cfg.warmup_steps, cfg.max_steps
+        )
         for group in optimizer.param_groups:
             group["lr"] = lr
         inputs, targets = batches(step)
         loss = calc_loss_batch(model, inputs, targets, device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            model.parameters(), cfg.grad_clip
+        )
         optimizer.step()
         elapsed += time.perf_counter() - started
         done = step + 1  # updates completed
-        history["train"].append({"step": done, "tokens": done * inputs.numel(), "lr": lr,
-                                 "train_loss": loss.item(), "grad_norm": grad_norm.item(), "time_s": elapsed})
+        history["train"].append(
+            {
+                "step": done,
+                "tokens": done * inputs.numel(),
+                "lr": lr,
+                "train_loss": loss.item(),
+                "grad_norm": grad_norm.item(),
+                "time_s": elapsed,
+            }
+        )
 
-        if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.max_steps):
-            history["eval"].append({"step": done, **evaluate_run(model, probes, device)})
+        if cfg.eval_every and (
+            done % cfg.eval_every == 0 or done == cfg.max_steps
+        ):
+            history["eval"].append(
+                {"step": done, **evaluate_run(model, probes, device)}
+            )
             last = history["eval"][-1]
-            bar.set_postfix(train=f"{last['eval_train_loss']:.3f}", val=f"{last['val_loss']:.3f}")
-        if cfg.sample_every and encoding is not None and done % cfg.sample_every == 0:
-            text = sample_text(model, encoding, cfg.sample_prompt, cfg.sample_tokens, device=device)
+            bar.set_postfix(
+                train=f"{last['eval_train_loss']:.3f}",
+                val=f"{last['val_loss']:.3f}",
+            )
+        if (
+            cfg.sample_every
+            and encoding is not None
+            and done % cfg.sample_every == 0
+        ):
+            text = sample_text(
+                model,
+                encoding,
+                cfg.sample_prompt,
+                cfg.sample_tokens,
+                device=device,
+            )
             bar.write(f"step {done}: {text!r}")
-        if checkpoint_dir and checkpoint_every and (done % checkpoint_every == 0 or done == stop_step):
-            save_checkpoint(checkpoint_dir, model, optimizer=optimizer, step=done, train_config=cfg,
-                            history=history)
+        if (
+            checkpoint_dir
+            and checkpoint_every
+            and (done % checkpoint_every == 0 or done == stop_step)
+        ):
+            save_checkpoint(
+                checkpoint_dir,
+                model,
+                optimizer=optimizer,
+                step=done,
+                train_config=cfg,
+                history=history,
+            )
     bar.close()
     return history
 
 
 def smooth(values, window: int = 50) -> list[float]:
-    """Trailing moving average (shorter at the start), to see the trend in a noisy loss."""
+    """Trailing moving average (shorter at the start), to see the trend in a
+    noisy loss.
+    """
     out, total = [], 0.0
     for i, value in enumerate(values):
         total += value - (values[i - window] if i >= window else 0.0)
@@ -316,24 +572,46 @@ def smooth(values, window: int = 50) -> list[float]:
     return out
 
 
-def plot_losses(history: dict, ax=None, x: str = "step", label: str = "", window: int = 50):
-    """Per-step training loss (faint), its moving average, and the evaluation losses."""
+def plot_losses(
+    history: dict, ax=None, x: str = "step", label: str = "", window: int = 50
+):
+    """Per-step training loss (faint), its moving average, and the evaluation
+    losses.
+    """
     import matplotlib.pyplot as plt
 
     ax = ax or plt.gca()
     rows, evals = history["train"], history["eval"]
-    scale = rows[0]["tokens"] / rows[0]["step"] if x == "tokens" else 1  # tokens per step
+    # tokens per step
+    scale = rows[0]["tokens"] / rows[0]["step"] if x == "tokens" else 1
     steps = [row["step"] * scale for row in rows]
     losses = [row["train_loss"] for row in rows]
     prefix = f"{label} " if label else ""
-    line, = ax.plot(steps, losses, alpha=0.25, lw=0.8)
-    ax.plot(steps, smooth(losses, window), color=line.get_color(), label=f"{prefix}train (moving average)")
+    (line,) = ax.plot(steps, losses, alpha=0.25, lw=0.8)
+    ax.plot(
+        steps,
+        smooth(losses, window),
+        color=line.get_color(),
+        label=f"{prefix}train (moving average)",
+    )
     if evals:
         at = [e["step"] * scale for e in evals]
-        ax.plot(at, [e["eval_train_loss"] for e in evals], "x", color=line.get_color(), ms=4,
-                label=f"{prefix}train (fixed sample)")
-        ax.plot(at, [e["val_loss"] for e in evals], "o--", color=line.get_color(), ms=3,
-                label=f"{prefix}validation (fixed sample)")
+        ax.plot(
+            at,
+            [e["eval_train_loss"] for e in evals],
+            "x",
+            color=line.get_color(),
+            ms=4,
+            label=f"{prefix}train (fixed sample)",
+        )
+        ax.plot(
+            at,
+            [e["val_loss"] for e in evals],
+            "o--",
+            color=line.get_color(),
+            ms=3,
+            label=f"{prefix}validation (fixed sample)",
+        )
     ax.set(xlabel=x, ylabel="cross-entropy loss")
     ax.legend()
     return ax
@@ -342,12 +620,24 @@ def plot_losses(history: dict, ax=None, x: str = "step", label: str = "", window
 import csv
 from pathlib import Path
 
-LOG_FIELDS = ("step", "tokens", "lr", "train_loss", "grad_norm", "time_s", "eval_train_loss", "val_loss")
+LOG_FIELDS = (
+    "step",
+    "tokens",
+    "lr",
+    "train_loss",
+    "grad_norm",
+    "time_s",
+    "eval_train_loss",
+    "val_loss",
+)
 
 
 def write_training_log(history: dict, path) -> None:
-    """One CSV row per step (and for step 0, the evaluation before training); evaluation columns
-    are empty except at evaluation steps. Floats are written with repr(), so they read back exactly."""
+    """One CSV row per step (and for step 0, the evaluation before training);
+    evaluation columns
+    are empty except at evaluation steps. Floats are written with repr(), so
+    they read back exactly.
+    """
     rows = {row["step"]: dict(row) for row in history["train"]}
     for row in history["eval"]:
         rows.setdefault(row["step"], {"step": row["step"]}).update(row)
@@ -355,7 +645,9 @@ def write_training_log(history: dict, path) -> None:
         writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS, restval="")
         writer.writeheader()
         for step in sorted(rows):
-            writer.writerow({key: repr(value) for key, value in rows[step].items()})
+            writer.writerow(
+                {key: repr(value) for key, value in rows[step].items()}
+            )
 
 
 def read_training_log(path) -> dict:
@@ -365,11 +657,29 @@ def read_training_log(path) -> dict:
         for row in csv.DictReader(handle):
             step = int(row["step"])
             if row["train_loss"]:
-                history["train"].append({"step": step, "tokens": int(row["tokens"]),
-                                         **{k: float(row[k]) for k in ("lr", "train_loss", "grad_norm", "time_s")}})
+                history["train"].append(
+                    {
+                        "step": step,
+                        "tokens": int(row["tokens"]),
+                        **{
+                            k: float(row[k])
+                            for k in (
+                                "lr",
+                                "train_loss",
+                                "grad_norm",
+                                "time_s",
+                            )
+                        },
+                    }
+                )
             if row["val_loss"]:
-                history["eval"].append({"step": step, "eval_train_loss": float(row["eval_train_loss"]),
-                                        "val_loss": float(row["val_loss"])})
+                history["eval"].append(
+                    {
+                        "step": step,
+                        "eval_train_loss": float(row["eval_train_loss"]),
+                        "val_loss": float(row["val_loss"]),
+                    }
+                )
     return history
 
 
@@ -390,57 +700,97 @@ CHECKSUMS = "SHA256SUMS"
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint folder is missing, incomplete, or a file does not match its checksum."""
+    """A checkpoint folder is missing, incomplete, or a file does not match its
+    checksum.
+    """
 
 
 def write_checksums(folder: Path) -> None:
-    """SHA256SUMS in the format of `sha256sum` (check by hand with `sha256sum -c SHA256SUMS`)."""
-    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS)
-    lines = [f"{course.sha256_file(folder / name)}  {name}\n" for name in names]
+    """SHA256SUMS in the format of `sha256sum` (check by hand with `sha256sum
+    -c SHA256SUMS`).
+    """
+    names = sorted(
+        p.name for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS
+    )
+    lines = [
+        f"{course.sha256_file(folder / name)}  {name}\n" for name in names
+    ]
     (folder / CHECKSUMS).write_text("".join(lines))
 
 
 def verify_checksums(folder: Path) -> None:
-    """Raise CheckpointError unless every file listed in SHA256SUMS exists and matches."""
+    """Raise CheckpointError unless every file listed in SHA256SUMS exists and
+    matches.
+    """
     sums = folder / CHECKSUMS
     if not sums.is_file():
-        raise CheckpointError(f"{folder} has no {CHECKSUMS} file, so its files cannot be verified")
+        raise CheckpointError(
+            f"{folder} has no {CHECKSUMS} file, so its files cannot be verified"
+        )
     for line in sums.read_text().splitlines():
         digest, name = line[:64], line[66:]
         if not (folder / name).is_file():
             raise CheckpointError(f"{folder / name} is missing")
         if course.sha256_file(folder / name) != digest:
-            raise CheckpointError(f"{folder / name} does not match its SHA-256 in {CHECKSUMS} "
-                                  "(damaged or altered)")
+            raise CheckpointError(
+                f"{folder / name} does not match its SHA-256 in {CHECKSUMS} "
+                "(damaged or altered)"
+            )
 
 
-def save_checkpoint(path, model, optimizer=None, step: int = 0, train_config=None, history=None,
-                    vocab_file=COURSE_VOCAB_FILE, extra: dict | None = None,
-                    extra_files: dict | None = None) -> Path:
-    """Write a checkpoint folder atomically: build it under a temporary name, then rename it.
+def save_checkpoint(
+    path,
+    model,
+    optimizer=None,
+    step: int = 0,
+    train_config=None,
+    history=None,
+    vocab_file=COURSE_VOCAB_FILE,
+    extra: dict | None = None,
+    extra_files: dict | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically: build it under a temporary name,
+    then rename it.
 
-    With an optimizer, also AdamW's state and the random-number state, for an exact resume.
-    `extra` goes into config.json; `extra_files` maps file names to text (e.g. a model card)."""
+    With an optimizer, also AdamW's state and the random-number state, for an
+    exact resume.
+    `extra` goes into config.json; `extra_files` maps file names to text (e.g.
+    a model card).
+    """
     path = Path(path)
-    tmp, old = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
+    tmp, old = path.with_name(f".{path.name}.tmp"), path.with_name(
+        f".{path.name}.old"
+    )
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
 
-    save_model(model, str(tmp / "model.safetensors"))  # stores a tied matrix once
-    config = {"model": model.cfg.to_dict(), "step": step, "tokenizer": Path(vocab_file).name,
-              "train": asdict(train_config) if train_config is not None else None, **(extra or {})}
+    # stores a tied matrix once
+    save_model(model, str(tmp / "model.safetensors"))
+    config = {
+        "model": model.cfg.to_dict(),
+        "step": step,
+        "tokenizer": Path(vocab_file).name,
+        "train": asdict(train_config) if train_config is not None else None,
+        **(extra or {}),
+    }
     (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     shutil.copyfile(vocab_file, tmp / Path(vocab_file).name)
     if history is not None:
         write_training_log(history, tmp / "training_log.csv")
     if optimizer is not None:
-        torch.save({"optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()},
-                   tmp / "training_state.pt")
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "rng": torch.get_rng_state(),
+            },
+            tmp / "training_state.pt",
+        )
     for name, text in (extra_files or {}).items():
         (tmp / name).write_text(text)
     write_checksums(tmp)
 
-    # swap: path -> old, tmp -> path, delete old. At every moment a complete checkpoint exists.
+    # swap: path -> old, tmp -> path, delete old.
+    # At every moment a complete checkpoint exists.
     shutil.rmtree(old, ignore_errors=True)
     if path.exists():
         os.replace(path, old)
@@ -452,31 +802,52 @@ def save_checkpoint(path, model, optimizer=None, step: int = 0, train_config=Non
 def load_checkpoint(path, model=None, optimizer=None, device="cpu") -> dict:
     """Load a checkpoint folder after verifying its checksums.
 
-    Builds the model from config.json unless one is given. With an optimizer, also restores its
-    state and the random-number state (that is what resuming means). Returns a dict with
+    Builds the model from config.json unless one is given. With an optimizer,
+    also restores its
+    state and the random-number state (that is what resuming means). Returns a
+    dict with
     'model', 'config', 'step' and 'history' (None without a training log)."""
     path = Path(path)
     if not path.is_dir():
         backup = path.with_name(f".{path.name}.old")
-        hint = f" (a previous version survives at {backup})" if backup.is_dir() else ""
+        hint = (
+            f" (a previous version survives at {backup})"
+            if backup.is_dir()
+            else ""
+        )
         raise CheckpointError(f"no checkpoint folder at {path}{hint}")
     verify_checksums(path)
     config = json.loads((path / "config.json").read_text())
     if model is None:
         model = GPTModel(GPTConfig.from_dict(config["model"]))
     elif model.cfg.to_dict() != config["model"]:
-        raise CheckpointError(f"the model's config {model.cfg} differs from the checkpoint's {config['model']}")
-    load_model(model, str(path / "model.safetensors"), strict=True, device=str(device))
+        raise CheckpointError(
+            f"the model's config {model.cfg} differs from the checkpoint's "
+            f"{config['model']}"
+        )
+    load_model(
+        model, str(path / "model.safetensors"), strict=True, device=str(device)
+    )
     model.to(device)
     if optimizer is not None:
         if not (path / "training_state.pt").is_file():
-            raise CheckpointError(f"{path} holds no optimizer state (training_state.pt), so it cannot be resumed")
-        state = torch.load(path / "training_state.pt", map_location="cpu", weights_only=True)
+            raise CheckpointError(
+                f"{path} holds no optimizer state (training_state.pt), so it "
+                "cannot be resumed"
+            )
+        state = torch.load(
+            path / "training_state.pt", map_location="cpu", weights_only=True
+        )
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
     log = path / "training_log.csv"
     history = read_training_log(log) if log.is_file() else None
-    return {"model": model, "config": config, "step": config["step"], "history": history}
+    return {
+        "model": model,
+        "config": config,
+        "step": config["step"],
+        "history": history,
+    }
 
 
 import time
@@ -485,14 +856,18 @@ import torch
 
 
 def training_flops_per_token(cfg) -> float:
-    """FLOPs to train on one token: 6 per matrix weight (incl. the output layer) + attention."""
+    """FLOPs to train on one token: 6 per matrix weight (incl. the output
+    layer) + attention.
+    """
     d, layers = cfg.emb_dim, cfg.n_layers
-    matrix_weights = layers * (4 * d * d + 8 * d * d) + d * cfg.vocab_size  # attention, MLP, output
+    # attention, MLP, output
+    matrix_weights = layers * (4 * d * d + 8 * d * d) + d * cfg.vocab_size
     return 6 * matrix_weights + 12 * layers * cfg.context_length * d
 
 
 def matmul_peak_flops(n: int = 1024, repeats: int = 5) -> float:
-    """Best float32 matrix-multiply rate of this machine right now, in FLOP/s."""
+    """Best float32 matrix-multiply rate of this machine right now, in FLOP/s.
+    """
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b  # warm-up
     best = float("inf")
@@ -500,10 +875,12 @@ def matmul_peak_flops(n: int = 1024, repeats: int = 5) -> float:
         start = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best
 
 
-def measure_training_speed(model, batches, optimizer, steps: int = 5, warmup: int = 2) -> float:
+def measure_training_speed(
+    model, batches, optimizer, steps: int = 5, warmup: int = 2
+) -> float:
     """Tokens per second of full training steps (forward, backward, AdamW)."""
     model.train()
     for step in range(warmup + steps):
@@ -522,23 +899,49 @@ from llmscratch.model import GPTConfig
 from llmscratch.tokenizer import COURSE_VOCAB_SIZE
 
 PRETRAINED_DIR = course.CHECKPOINTS / "course-gpt"
-PRETRAIN_WORK_DIR = course.ROOT / "_build" / "pretrain"  # resumable run state (not committed)
+# resumable run state (not committed)
+PRETRAIN_WORK_DIR = course.ROOT / "_build" / "pretrain"
 
-COURSE_GPT_CONFIG = GPTConfig(vocab_size=COURSE_VOCAB_SIZE, context_length=256, emb_dim=256, n_heads=8,
-                              n_layers=6, drop_rate=0.1, qkv_bias=False, tie_weights=True)
-PRETRAIN_CONFIG = TrainConfig(max_steps=1800, batch_size=16, max_lr=2e-3, min_lr=2e-4, warmup_steps=100,
-                              weight_decay=0.1, grad_clip=1.0, stride=64, eval_every=200,
-                              eval_windows=64, sample_every=600, sample_prompt="KING HENRY.\n", seed=123)
-PROBE_WINDOWS = 32  # the fixed validation sample whose loss the model card records
+COURSE_GPT_CONFIG = GPTConfig(
+    vocab_size=COURSE_VOCAB_SIZE,
+    context_length=256,
+    emb_dim=256,
+    n_heads=8,
+    n_layers=6,
+    drop_rate=0.1,
+    qkv_bias=False,
+    tie_weights=True,
+)
+PRETRAIN_CONFIG = TrainConfig(
+    max_steps=1800,
+    batch_size=16,
+    max_lr=2e-3,
+    min_lr=2e-4,
+    warmup_steps=100,
+    weight_decay=0.1,
+    grad_clip=1.0,
+    stride=64,
+    eval_every=200,
+    eval_windows=64,
+    sample_every=600,
+    sample_prompt="KING HENRY.\n",
+    seed=123,
+)
+# the fixed validation sample whose loss the model card records
+PROBE_WINDOWS = 32
 
 
 from pathlib import Path
 
 from llmscratch.tokenizer import VocabFileError, load_course_encoding
 
-PRETRAIN_HINT = ("The course checkpoint is made by `make pretrain` (about an hour on a 2-core CPU); "
-                 "restore the committed folder with `git checkout -- checkpoints/course-gpt`, or rerun "
-                 "`make pretrain`.")
+PRETRAIN_HINT = (
+    "The course checkpoint is made by `make pretrain` (about an hour on a "
+    "2-core CPU); "
+    "restore the committed folder with `git checkout -- "
+    "checkpoints/course-gpt`, or rerun "
+    "`make pretrain`."
+)
 
 
 class PretrainedCheckpointError(CheckpointError):
@@ -546,33 +949,32 @@ class PretrainedCheckpointError(CheckpointError):
 
 
 def load_pretrained(path=PRETRAINED_DIR, device="cpu"):
-    """The course's pretrained GPT (in eval mode) and its tokenizer: (GPTModel, tiktoken.Encoding).
+    """The course's pretrained GPT (in eval mode) and its tokenizer: (GPTModel,
+    tiktoken.Encoding).
 
     Every file is verified against SHA256SUMS; a missing or altered file raises
     PretrainedCheckpointError naming `make pretrain`."""
     try:
-        state = load_checkpoint(path, device=device)  # verifies every file first
-        encoding = load_course_encoding(Path(path) / state["config"]["tokenizer"])
-    except (CheckpointError, VocabFileError, OSError, ValueError, KeyError) as error:
-        raise PretrainedCheckpointError(f"cannot load the pretrained model: {error}. {PRETRAIN_HINT}") from None
+        # verifies every file first
+        state = load_checkpoint(path, device=device)
+        encoding = load_course_encoding(
+            Path(path) / state["config"]["tokenizer"]
+        )
+    except (
+        CheckpointError,
+        VocabFileError,
+        OSError,
+        ValueError,
+        KeyError,
+    ) as error:
+        raise PretrainedCheckpointError(
+            f"cannot load the pretrained model: {error}. {PRETRAIN_HINT}"
+        ) from None
     return state["model"].eval(), encoding
 
 
-import json
 import os
 import platform
-import shutil
-import tempfile
-import time
-from dataclasses import asdict
-from pathlib import Path
-
-import torch
-from safetensors.torch import save_model
-
-from llmscratch import course
-from llmscratch.model import GPTModel, count_parameters
-from llmscratch.tokenizer import COURSE_VOCAB_FILE, load_course_encoding
 
 
 def cpu_name() -> str:
@@ -587,49 +989,119 @@ def cpu_name() -> str:
 
 
 def load_note(config: dict) -> str:
-    """Whether other jobs shared the CPU: the run's own threads alone make a load of about `threads`."""
+    """Whether other jobs shared the CPU: the run's own threads alone make a
+    load of about `threads`.
+    """
     if max(config["load_average"]) > config["threads"] + 0.5:
         return "above the run's own threads: other jobs shared the CPU"
-    return f"about what the run's own {config['threads']} threads make: the CPU was otherwise mostly idle"
+    return (
+        f"about what the run's own {config['threads']} threads make: "
+        "the CPU was otherwise mostly idle"
+    )
 
 
-def model_card(config: dict, weights_sha256: str, command: str, hardware: str, note: str = "") -> str:
-    """The MODEL_CARD.md text for a finished run (numbers from its config.json)."""
-    m, t = config["model"], config["train"]
-    hours = config["train_seconds"] / 3600
-    return f"""# course-gpt: the LLM from Scratch pretrained model
-{note}
-A GPT-2-style decoder ({m['n_layers']} layers, {m['emb_dim']} wide, {m['n_heads']} heads, context
-{m['context_length']}, tied output layer, {config['parameters']:,} parameters) trained from random weights
-by chapter 4 of the course (`lessons/04-pretraining.md`, exported to `llmscratch/train.py`).
+def model_card(
+    config: dict,
+    weights_sha256: str,
+    command: str,
+    hardware: str,
+    note: str = "",
+) -> str:
+    """The MODEL_CARD.md text for a finished run (numbers from its
+    config.json).
+    """
+    m, t, c = config["model"], config["train"], config
+    hours = c["train_seconds"] / 3600
+    schedule = (
+        f"AdamW (lr {t['max_lr']:g} -> {t['min_lr']:g}, "
+        f"warm-up {t['warmup_steps']}, cosine; weight decay "
+        f"{t['weight_decay']}, betas ({t['beta1']}, {t['beta2']}))"
+    )
+    rows = {
+        "command": f"`{command}`",
+        "wall time": f"{c['train_seconds']:.0f} s of training ({hours:.2f} h), "
+        f"{c['wall_seconds']:.0f} s in all",
+        "hardware": hardware,
+        "speed": f"{c['tokens_per_second']:,.0f} tokens/s on average; "
+        f"load average (5 min) {c['load_average'][0]} at the start and "
+        f"{c['load_average'][1]} at the end ({load_note(c)})",
+        "data": "the course corpus of chapter 1 (42 Shakespeare works + "
+        "VADER tweets, Amazon and NYT snippets; no movie reviews): "
+        f"{c['train_tokens']:,} training and {c['val_tokens']:,} "
+        "validation tokens (every tenth 8,192-token chunk)",
+        "tokenizer": f"`{c['tokenizer']}` "
+        "(chapter 1's 4,096-token byte-level BPE)",
+        "training": f"{t['max_steps']:,} steps of {t['batch_size']} windows "
+        f"of {m['context_length']} tokens (stride {t['stride']}), "
+        f"{schedule}, gradient clipping {t['grad_clip']}, "
+        f"dropout {m['drop_rate']}, seed {t['seed']}",
+        "tokens seen": f"{c['tokens_seen']:,} "
+        f"({c['tokens_seen'] / c['train_tokens']:.1f} passes over the "
+        "training tokens)",
+        "final loss": f"train {c['train_loss']:.4f}, validation "
+        f"{c['val_loss']:.4f} (perplexity {c['val_perplexity']:.1f}), "
+        f"on {c['final_eval_windows'][0]} evenly spread training windows "
+        f"and {c['final_eval_windows'][1]} validation windows of "
+        f"{m['context_length']} tokens"
+        + (f"; validation {c['val_bits_per_byte']:.3f} bits per byte"
+           if "val_bits_per_byte" in c else ""),
+        "probe": "validation loss on the fixed "
+        f"{c['probe_windows']}-window sample: {c['probe_val_loss']:.6f}",
+        "weights": f"`model.safetensors`, SHA-256 `{weights_sha256}` "
+        "(all files: `SHA256SUMS`)",
+    }
+    table = "".join(f"| {key} | {value} |\n" for key, value in rows.items())
+    return (
+        "# course-gpt: the LLM from Scratch pretrained model\n"
+        f"{note}\n"
+        f"A GPT-2-style decoder ({m['n_layers']} layers, {m['emb_dim']} "
+        f"wide, {m['n_heads']} heads, context\n{m['context_length']}, tied "
+        f"output layer, {c['parameters']:,} parameters) trained from random "
+        "weights\nby chapter 4 of the course (`lessons/04-pretraining.md`, "
+        "exported to `llmscratch/train.py`).\n\n"
+        f"| | |\n|---|---|\n{table}\n"
+        "Load it with `llmscratch.train.load_pretrained()`. It knows only "
+        "its small corpus: it writes\nShakespeare-like dialogue and short "
+        "modern snippets, has no knowledge worth trusting and no\n"
+        "instruction following (that is chapter 6).\n"
+    )
 
-| | |
-|---|---|
-| command | `{command}` |
-| wall time | {config['train_seconds']:.0f} s of training ({hours:.2f} h), {config['wall_seconds']:.0f} s in all |
-| hardware | {hardware} |
-| speed | {config['tokens_per_second']:,.0f} tokens/s on average; load average (5 min) {config['load_average'][0]} at the start and {config['load_average'][1]} at the end ({load_note(config)}) |
-| data | the course corpus of chapter 1 (42 Shakespeare works + VADER tweets, Amazon and NYT snippets; no movie reviews): {config['train_tokens']:,} training and {config['val_tokens']:,} validation tokens (every tenth 8,192-token chunk) |
-| tokenizer | `{config['tokenizer']}` (chapter 1's 4,096-token byte-level BPE) |
-| training | {t['max_steps']:,} steps of {t['batch_size']} windows of {m['context_length']} tokens (stride {t['stride']}), AdamW (lr {t['max_lr']:g} -> {t['min_lr']:g}, warm-up {t['warmup_steps']}, cosine; weight decay {t['weight_decay']}, betas ({t['beta1']}, {t['beta2']})), gradient clipping {t['grad_clip']}, dropout {m['drop_rate']}, seed {t['seed']} |
-| tokens seen | {config['tokens_seen']:,} ({config['tokens_seen'] / config['train_tokens']:.1f} passes over the training tokens) |
-| final loss | train {config['train_loss']:.4f}, validation {config['val_loss']:.4f} (perplexity {config['val_perplexity']:.1f}), on {config['final_eval_windows'][0]} evenly spread training windows and {config['final_eval_windows'][1]} validation windows of {m['context_length']} tokens |
-| probe | validation loss on the fixed {config['probe_windows']}-window sample: {config['probe_val_loss']:.6f} |
-| weights | `model.safetensors`, SHA-256 `{weights_sha256}` (all files: `SHA256SUMS`) |
 
-Load it with `llmscratch.train.load_pretrained()`. It knows only its small corpus: it writes
-Shakespeare-like dialogue and short modern snippets, has no knowledge worth trusting and no
-instruction following (that is chapter 6).
-"""
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_model
+
+from llmscratch import course
+from llmscratch.model import GPTModel, count_parameters
+from llmscratch.tokenizer import COURSE_VOCAB_FILE, load_course_encoding
 
 
-def pretrain(model_cfg=COURSE_GPT_CONFIG, train_cfg=PRETRAIN_CONFIG, out_dir=PRETRAINED_DIR,
-             work_dir=PRETRAIN_WORK_DIR, fresh: bool = False, checkpoint_every: int = 200,
-             final_windows: int = 800, compile_model: bool = False, device=None,
-             command: str = "make pretrain", note: str = "") -> dict:
-    """The full-profile run behind checkpoints/course-gpt (resumable; see section 4.10).
+def pretrain(
+    model_cfg=COURSE_GPT_CONFIG,
+    train_cfg=PRETRAIN_CONFIG,
+    out_dir=PRETRAINED_DIR,
+    work_dir=PRETRAIN_WORK_DIR,
+    fresh: bool = False,
+    checkpoint_every: int = 200,
+    final_windows: int = 800,
+    compile_model: bool = False,
+    device=None,
+    command: str = "make pretrain",
+    note: str = "",
+) -> dict:
+    """The full-profile run behind checkpoints/course-gpt (resumable; see
+    section 4.10).
 
-    compile_model: torch.compile the model in place (a minute or two to compile, then faster steps)."""
+    compile_model: torch.compile the model in place (a minute or two to
+    compile, then faster steps).
+    """
     device = device or course.device()
     started, load_start = time.perf_counter(), os.getloadavg()[1]
     encoding = load_course_encoding()
@@ -637,51 +1109,116 @@ def pretrain(model_cfg=COURSE_GPT_CONFIG, train_cfg=PRETRAIN_CONFIG, out_dir=PRE
     if fresh:
         shutil.rmtree(work_dir, ignore_errors=True)
     torch.manual_seed(train_cfg.seed)
-    model = GPTModel(model_cfg).to(device)  # on its device before the optimizer sees its parameters
-    optimizer = make_optimizer(model, train_cfg.max_lr, train_cfg.weight_decay, (train_cfg.beta1, train_cfg.beta2))
+    # on its device before the optimizer sees its parameters
+    model = GPTModel(model_cfg).to(device)
+    optimizer = make_optimizer(
+        model,
+        train_cfg.max_lr,
+        train_cfg.weight_decay,
+        (train_cfg.beta1, train_cfg.beta2),
+    )
     start_step, history = 0, None
     if (work_dir / "config.json").is_file():
         state = load_checkpoint(work_dir, model, optimizer, device=device)
         if state["config"]["train"] != asdict(train_cfg):
-            raise CheckpointError(f"{work_dir} holds a run with other settings; pass fresh=True "
-                                  "(tools/pretrain.py --fresh) to start over")
+            raise CheckpointError(
+                f"{work_dir} holds a run with other settings; pass fresh=True "
+                "(tools/pretrain.py --fresh) to start over"
+            )
         start_step, history = state["step"], state["history"]
         print(f"resuming from step {start_step} in {work_dir}")
     if compile_model:
-        model.compile()  # in place: same module, same parameter names, fused element-wise kernels
-    history = train(model, train_ids, val_ids, train_cfg, optimizer, start_step, history, encoding=encoding,
-                    device=device, checkpoint_dir=work_dir, checkpoint_every=checkpoint_every)
+        # in place: same module and parameter names, fused element-wise kernels
+        model.compile()
+    history = train(
+        model,
+        train_ids,
+        val_ids,
+        train_cfg,
+        optimizer,
+        start_step,
+        history,
+        encoding=encoding,
+        device=device,
+        checkpoint_dir=work_dir,
+        checkpoint_every=checkpoint_every,
+    )
 
-    # final losses: the whole validation set, and as many evenly spread training windows
-    final_train, final_val = (eval_loader(ids, model_cfg.context_length, 16, max_windows=final_windows)
-                              for ids in (train_ids, val_ids))
-    probe = eval_loader(val_ids, model_cfg.context_length, batch_size=8, max_windows=PROBE_WINDOWS)
+    # final losses: the whole validation set, and as many evenly spread
+    # training windows
+    final_train, final_val = (
+        eval_loader(
+            ids, model_cfg.context_length, 16, max_windows=final_windows
+        )
+        for ids in (train_ids, val_ids)
+    )
+    probe = eval_loader(
+        val_ids,
+        model_cfg.context_length,
+        batch_size=8,
+        max_windows=PROBE_WINDOWS,
+    )
     train_seconds = history["train"][-1]["time_s"]
     tokens_seen = history["train"][-1]["tokens"]
     val_loss = evaluate_loss(model, final_val, device)
-    config = {"parameters": count_parameters(model), "tokens_seen": tokens_seen, "train_seconds": train_seconds,
-              "tokens_per_second": tokens_seen / train_seconds, "train_tokens": len(train_ids),
-              "val_tokens": len(val_ids), "train_loss": evaluate_loss(model, final_train, device),
-              "val_loss": val_loss, "val_perplexity": perplexity(val_loss),
-              "final_eval_windows": [len(final_train.dataset), len(final_val.dataset)],
-              "probe_windows": PROBE_WINDOWS, "probe_val_loss": evaluate_loss(model, probe, device),
-              "threads": torch.get_num_threads(), "load_average": [round(load_start, 2), round(os.getloadavg()[1], 2)],
-              "device": str(device), "compiled": compile_model}
-    hardware = (f"{cpu_name()}, {torch.get_num_threads()} PyTorch thread(s) (os.cpu_count() = {os.cpu_count()}), "
-                f"device {device}, torch {torch.__version__}, float32, "
-                f"{'torch.compile' if compile_model else 'eager mode'}, "
-                f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+    val_targets = torch.cat([y.flatten() for _, y in final_val])
+    val_bytes = int(token_byte_lengths(encoding)[val_targets].sum())
+    config = {
+        "parameters": count_parameters(model),
+        "tokens_seen": tokens_seen,
+        "train_seconds": train_seconds,
+        "tokens_per_second": tokens_seen / train_seconds,
+        "train_tokens": len(train_ids),
+        "val_tokens": len(val_ids),
+        "train_loss": evaluate_loss(model, final_train, device),
+        "val_loss": val_loss,
+        "val_perplexity": perplexity(val_loss),
+        "val_bits_per_byte": bits_per_byte(val_loss * val_targets.numel(),
+                                           val_bytes),
+        "final_eval_windows": [
+            len(final_train.dataset),
+            len(final_val.dataset),
+        ],
+        "probe_windows": PROBE_WINDOWS,
+        "probe_val_loss": evaluate_loss(model, probe, device),
+        "threads": torch.get_num_threads(),
+        "load_average": [round(load_start, 2), round(os.getloadavg()[1], 2)],
+        "device": str(device),
+        "compiled": compile_model,
+    }
+    hardware = (
+        f"{cpu_name()}, {torch.get_num_threads()} PyTorch thread(s) "
+        f"(os.cpu_count() = {os.cpu_count()}), "
+        f"device {device}, torch {torch.__version__}, float32, "
+        f"{'torch.compile' if compile_model else 'eager mode'}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
+    )
 
-    with tempfile.TemporaryDirectory() as folder:  # the card names the weights' checksum
+    # the card names the weights' checksum
+    with tempfile.TemporaryDirectory() as folder:
         save_model(model, f"{folder}/model.safetensors")
         weights_sha256 = course.sha256_file(Path(folder) / "model.safetensors")
     config["wall_seconds"] = time.perf_counter() - started
-    final = {"model": model_cfg.to_dict(), "train": asdict(train_cfg), "tokenizer": COURSE_VOCAB_FILE.name, **config}
+    final = {
+        "model": model_cfg.to_dict(),
+        "train": asdict(train_cfg),
+        "tokenizer": COURSE_VOCAB_FILE.name,
+        **config,
+    }
     card = model_card(final, weights_sha256, command, hardware, note)
-    save_checkpoint(out_dir, model, step=len(history["train"]), train_config=train_cfg, history=history,
-                    extra=config, extra_files={"MODEL_CARD.md": card})
+    save_checkpoint(
+        out_dir,
+        model,
+        step=len(history["train"]),
+        train_config=train_cfg,
+        history=history,
+        extra=config,
+        extra_files={"MODEL_CARD.md": card},
+    )
     verify_checksums(out_dir)
     if course.sha256_file(out_dir / "model.safetensors") != weights_sha256:
-        raise CheckpointError("the saved weights differ from the ones the model card describes")
+        raise CheckpointError(
+            "the saved weights differ from the ones the model card describes"
+        )
     print(card)
     return final

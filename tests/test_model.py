@@ -254,3 +254,27 @@ def test_linear_layers_are_plain_nn_linear():
     for layer in (block.att.W_query, block.att.W_key, block.att.W_value, block.att.out_proj,
                   block.ff.layers[0], block.ff.layers[2], model.out_head):
         assert type(layer) is torch.nn.Linear
+
+
+def test_layer_cache_grows_and_equals_concatenation():
+    from llmscratch.model import LayerCache
+
+    torch.manual_seed(0)
+    cache, keys, values = LayerCache(), [], []
+    for n in [50, 30, 1, 1, 100]:  # crosses the first buffer size and a doubling
+        k, v = torch.randn(2, 3, n, 4), torch.randn(2, 3, n, 4)
+        keys.append(k)
+        values.append(v)
+        all_k, all_v = cache.append(k, v)
+        assert torch.equal(all_k, torch.cat(keys, dim=-2))
+        assert torch.equal(all_v, torch.cat(values, dim=-2))
+        assert len(cache) == sum(t.shape[-2] for t in keys)
+    assert cache.keys.shape == (2, 3, 182, 4)
+
+
+def test_cache_nbytes_counts_the_cached_tokens():
+    model = GPTModel(GPTConfig(**SMALL)).eval()
+    cache = model.new_cache()
+    with torch.no_grad():
+        model(torch.randint(0, SMALL["vocab_size"], (3, 5)), cache=cache)
+    assert cache.nbytes() == 2 * SMALL["n_layers"] * 3 * 5 * SMALL["emb_dim"] * 4

@@ -238,3 +238,32 @@ def test_shipped_checkpoint_loads_and_is_small():
         "model.safetensors", "config.json", "course-bpe-4k.tiktoken", "training_log.csv", "MODEL_CARD.md", "SHA256SUMS"}
     ids = torch.tensor([encoding.encode("To be, or not to be")])
     assert T.generate(model, ids, 5, temperature=0).shape == (1, ids.shape[1] + 5)
+
+
+# --- bits per byte -----------------------------------------------------------------------------
+
+def test_bits_per_byte_hand_values():
+    assert T.bits_per_byte(8 * math.log(2), 8) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="positive byte count"):
+        T.bits_per_byte(1.0, 0)
+
+
+def test_token_byte_lengths_match_decoded_bytes():
+    from llmscratch.tokenizer import load_course_encoding
+
+    encoding = load_course_encoding()
+    lengths = T.token_byte_lengths(encoding)
+    ids = encoding.encode("To be, or not to be: café, naïve")
+    assert len(lengths) == encoding.n_vocab
+    assert int(lengths[ids].sum()) == len("To be, or not to be: café, naïve".encode("utf-8"))
+
+
+def test_uniform_model_scores_log2_vocab_per_token():
+    model = GPTModel(GPTConfig(**{**TINY.to_dict(), "tie_weights": False}))
+    torch.nn.init.zeros_(model.out_head.weight)  # every logit 0
+    ids = token_ids(400)
+    lengths = torch.randint(1, 5, (TINY.vocab_size,), generator=torch.Generator().manual_seed(3))
+    loader = T.eval_loader(ids, TINY.context_length, batch_size=4)
+    targets = torch.cat([y.flatten() for _, y in loader])
+    expected = targets.numel() * math.log2(TINY.vocab_size) / int(lengths[targets].sum())
+    assert T.evaluate_bits_per_byte(model, loader, lengths) == pytest.approx(expected, rel=1e-6)
