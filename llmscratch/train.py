@@ -734,7 +734,7 @@ def init_distributed(timeout_s: float = 300.0):
             f"{where} within {timeout_s:g} s ({type(error).__name__}). Start "
             "every node with the same --nnodes, --master-addr and "
             "--master-port, check that the port is open, or allow more "
-            "time") from None
+            "time (tools/pretrain.py --rendezvous-timeout)") from None
     return rank, world, device
 
 
@@ -955,9 +955,11 @@ def pretrain_data_parallel(model_cfg=COURSE_GPT_CONFIG, train_cfg=PRETRAIN_CONFI
     writes the resumable state in work_dir and the release folder out_dir.
     Returns the final config on rank 0, None on the others."""
     started, load_start = time.perf_counter(), os.getloadavg()[1]
+    # before any process waits for the others
+    check_split(train_cfg.batch_size, int(os.environ.get("WORLD_SIZE", 1)),
+                accumulation)
     rank, world, device = init_distributed(timeout_s)
     try:
-        check_split(train_cfg.batch_size, world, accumulation)  # before any work
         encoding = load_course_encoding()
         train_ids, val_ids = train_val_split(corpus_token_ids(encoding))
         if fresh and rank == 0:
