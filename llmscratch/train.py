@@ -790,7 +790,7 @@ def shard_seed(seed: int, step: int, shard: int) -> int:
 
 
 def check_split(batch_size: int, world: int, accumulation: int = 1) -> int:
-    """The number of shards of each global batch; an error if it does not split."""
+    """Shards of each global batch (processes x micro-batches), or an error."""
     shards = world * accumulation
     if batch_size % shards:
         fits = [n for n in range(1, batch_size + 1)
@@ -833,7 +833,8 @@ def train_data_parallel(model, train_ids, val_ids, cfg: TrainConfig,
     history = history if history is not None else new_history()
     stop_step = cfg.max_steps if stop_step is None else stop_step
     if rank == 0 and cfg.eval_every and start_step == 0 and not history["eval"]:
-        history["eval"].append({"step": 0, **evaluate_run(model, probes, device)})
+        history["eval"].append(
+            {"step": 0, **evaluate_run(model, probes, device)})
     elapsed = history["train"][-1]["time_s"] if history["train"] else 0.0
     bar = course.progress(range(start_step, stop_step), total=stop_step,
                           initial=start_step, desc=f"training x{world}",
@@ -944,13 +945,33 @@ from llmscratch.model import GPTModel, count_parameters
 from llmscratch.tokenizer import COURSE_VOCAB_FILE, load_course_encoding
 
 
-def pretrain_data_parallel(model_cfg=COURSE_GPT_CONFIG, train_cfg=PRETRAIN_CONFIG,
-                           out_dir=PRETRAINED_DIR, work_dir=PRETRAIN_WORK_DIR,
-                           fresh: bool = False, checkpoint_every: int = 200,
-                           final_windows: int = 800, accumulation: int = 1,
-                           command: str = "torchrun ... tools/pretrain.py",
-                           note: str = "", on_step=None,
-                           timeout_s: float = 300.0) -> dict | None:
+def resume_state(work_dir, model, optimizer, train_cfg, shards, device):
+    """(step, history) of the run in work_dir, the same on every rank."""
+    step, history = 0, None
+    if (work_dir / "config.json").is_file():
+        state = load_checkpoint(work_dir, model, optimizer, device=device)
+        saved = state["config"]
+        split = saved.get("world_size", 1) * saved.get("accumulation", 1)
+        if saved["train"] != asdict(train_cfg) or split != shards:
+            raise CheckpointError(
+                f"{work_dir} holds a run with other settings or another "
+                f"split of the batch ({split} shards, now {shards}): resume "
+                "with the same command, or pass --fresh to start over")
+        step, history = state["step"], state["history"]
+    steps = [None] * dist.get_world_size()
+    dist.all_gather_object(steps, step)
+    if len(set(steps)) > 1:
+        raise CheckpointError(f"the ranks found checkpoints of steps {steps} "
+                              f"in {work_dir}: use a folder every node shares")
+    return step, history
+
+
+def pretrain_data_parallel(
+        model_cfg=COURSE_GPT_CONFIG, train_cfg=PRETRAIN_CONFIG,
+        out_dir=PRETRAINED_DIR, work_dir=PRETRAIN_WORK_DIR, fresh=False,
+        checkpoint_every: int = 200, final_windows: int = 800,
+        accumulation: int = 1, command: str = "torchrun tools/pretrain.py",
+        note: str = "", on_step=None, timeout_s: float = 300.0) -> dict | None:
     """`pretrain` under torchrun: every process runs this; rank 0 alone
     writes the resumable state in work_dir and the release folder out_dir.
     Returns the final config on rank 0, None on the others."""
@@ -967,78 +988,69 @@ def pretrain_data_parallel(model_cfg=COURSE_GPT_CONFIG, train_cfg=PRETRAIN_CONFI
         dist.barrier()  # nobody reads work_dir before it is cleared
         torch.manual_seed(train_cfg.seed)
         model = GPTModel(model_cfg).to(device)
-        optimizer = make_optimizer(model, train_cfg.max_lr, train_cfg.weight_decay,
+        optimizer = make_optimizer(model, train_cfg.max_lr,
+                                   train_cfg.weight_decay,
                                    (train_cfg.beta1, train_cfg.beta2))
-        start_step, history = 0, None
-        if (work_dir / "config.json").is_file():
-            state = load_checkpoint(work_dir, model, optimizer, device=device)
-            saved = state["config"]
-            shards = saved.get("world_size", 1) * saved.get("accumulation", 1)
-            if saved["train"] != asdict(train_cfg) or shards != world * accumulation:
-                raise CheckpointError(
-                    f"{work_dir} holds a run with other settings or another split "
-                    f"of the batch ({shards} shards, now {world * accumulation}): "
-                    "resume with the same command, or pass --fresh to start over")
-            start_step, history = state["step"], state["history"]
-        steps = [None] * world
-        dist.all_gather_object(steps, start_step)
-        if len(set(steps)) > 1:
-            raise CheckpointError(f"the ranks found checkpoints of steps {steps} in "
-                                  f"{work_dir}: put it on a filesystem every node shares")
+        start_step, history = resume_state(work_dir, model, optimizer,
+                                           train_cfg, world * accumulation,
+                                           device)
         if rank == 0 and start_step:
             print(f"resuming from step {start_step} in {work_dir}")
         try:
             history = train_data_parallel(
-                model, train_ids, val_ids, train_cfg, optimizer, start_step, history,
-                accumulation=accumulation, device=device, checkpoint_dir=work_dir,
-                checkpoint_every=checkpoint_every, on_step=on_step)
+                model, train_ids, val_ids, train_cfg, optimizer, start_step,
+                history, accumulation=accumulation, device=device,
+                checkpoint_dir=work_dir, checkpoint_every=checkpoint_every,
+                on_step=on_step)
         except dist.DistError as error:
             raise DistributedSetupError(
-                f"rank {rank} lost the other processes ({type(error).__name__}): "
-                "one of them stopped (its own error is above). The last checkpoint "
-                f"in {work_dir} is complete: rerun the same command to resume") from error
+                f"rank {rank} lost the other processes: one of them stopped "
+                f"(its error is above). The last checkpoint in {work_dir} is "
+                "complete: rerun the same command to resume") from error
         if rank != 0:
             return None
-        # rank 0: final losses, model card and release folder, as in `pretrain`
+        # rank 0: final losses, model card and release folder, as `pretrain`
         final_train, final_val = (
-            eval_loader(ids, model_cfg.context_length, 16, max_windows=final_windows)
+            eval_loader(ids, model_cfg.context_length, 16, final_windows)
             for ids in (train_ids, val_ids))
-        probe = eval_loader(val_ids, model_cfg.context_length, batch_size=8,
-                            max_windows=PROBE_WINDOWS)
-        train_seconds = history["train"][-1]["time_s"]
-        tokens_seen = history["train"][-1]["tokens"]
+        probe = eval_loader(val_ids, model_cfg.context_length, 8,
+                            PROBE_WINDOWS)
+        seconds = history["train"][-1]["time_s"]
+        tokens = history["train"][-1]["tokens"]
         val_loss = evaluate_loss(model, final_val, device)
         config = {
-            "parameters": count_parameters(model), "tokens_seen": tokens_seen,
-            "train_seconds": train_seconds,
-            "tokens_per_second": tokens_seen / train_seconds,
+            "parameters": count_parameters(model), "tokens_seen": tokens,
+            "train_seconds": seconds, "tokens_per_second": tokens / seconds,
             "train_tokens": len(train_ids), "val_tokens": len(val_ids),
             "train_loss": evaluate_loss(model, final_train, device),
             "val_loss": val_loss, "val_perplexity": perplexity(val_loss),
-            "final_eval_windows": [len(final_train.dataset), len(final_val.dataset)],
+            "final_eval_windows": [len(final_train.dataset),
+                                   len(final_val.dataset)],
             "probe_windows": PROBE_WINDOWS,
             "probe_val_loss": evaluate_loss(model, probe, device),
             "threads": torch.get_num_threads(),
-            "load_average": [round(load_start, 2), round(os.getloadavg()[1], 2)],
+            "load_average": [round(load_start, 2),
+                             round(os.getloadavg()[1], 2)],
             "device": str(device), "compiled": False, "world_size": world,
             "accumulation": accumulation, "backend": dist.get_backend()}
         hardware = (
-            f"{cpu_name()}, {world} data-parallel process(es) ({config['backend']}), "
-            f"{torch.get_num_threads()} PyTorch thread(s) each (os.cpu_count() = "
-            f"{os.cpu_count()}), device {device.type}, torch {torch.__version__}, "
-            f"float32, eager mode, OMP_WAIT_POLICY="
-            f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}")
-        split = (f"\nTrained data-parallel by {world} process(es) (world size "
-                 f"{world}), each computing {accumulation} micro-batch(es) of "
-                 f"{train_cfg.batch_size // (world * accumulation)} windows of every "
-                 f"{train_cfg.batch_size}-window step.\n")
+            f"{cpu_name()}, {world} data-parallel process(es) "
+            f"({config['backend']}), {torch.get_num_threads()} PyTorch "
+            f"thread(s) each (os.cpu_count() = {os.cpu_count()}), device "
+            f"{device.type}, torch {torch.__version__}, float32, eager mode, "
+            f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+        windows = train_cfg.batch_size // (world * accumulation)
+        split = (f"\nTrained data-parallel (world size {world}): each of "
+                 f"{world} process(es) computed {accumulation} micro-batch(es)"
+                 f" of {windows} windows of every {train_cfg.batch_size}-window"
+                 " step.\n")
         with tempfile.TemporaryDirectory() as folder:
             save_model(model, f"{folder}/model.safetensors")
-            weights_sha256 = course.sha256_file(Path(folder) / "model.safetensors")
+            digest = course.sha256_file(Path(folder) / "model.safetensors")
         config["wall_seconds"] = time.perf_counter() - started
         final = {"model": model_cfg.to_dict(), "train": asdict(train_cfg),
                  "tokenizer": COURSE_VOCAB_FILE.name, **config}
-        card = model_card(final, weights_sha256, command, hardware, note + split)
+        card = model_card(final, digest, command, hardware, note + split)
         save_checkpoint(out_dir, model, step=len(history["train"]),
                         train_config=train_cfg, history=history, extra=config,
                         extra_files={"MODEL_CARD.md": card})

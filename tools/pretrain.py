@@ -110,7 +110,8 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     world = os.environ.get("WORLD_SIZE", "?")
-    command = f"torchrun --nproc_per_node=... ({world} processes) tools/pretrain.py " + " ".join(shown)
+    command = (f"make pretrain NPROC={world}" if not shown else
+               f"torchrun ({world} processes) tools/pretrain.py " + " ".join(shown))
     train.pretrain_data_parallel(
         model_cfg=model_cfg, train_cfg=train_cfg, out_dir=out_dir, work_dir=work_dir, fresh=args.fresh,
         checkpoint_every=min(200, train_cfg.eval_every), final_windows=final_windows,
