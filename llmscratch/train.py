@@ -754,6 +754,16 @@ def _local_worker(rank, world, port, threads, folder, fn, args):
     torch.save(result, Path(folder) / f"rank{rank}.pt")
 
 
+def _joined(ctx) -> bool:
+    try:
+        return ctx.join(timeout=1)
+    except mp.ProcessExitedException as error:  # died before or outside fn
+        raise DistributedSetupError(
+            f"{error}: if it never started, fn and its arguments must be "
+            "importable by a fresh process (defined in a module, not in a "
+            "notebook); its own error is on the kernel's stderr") from error
+
+
 def run_on_processes(world_size: int, fn, *args, threads: int = 1,
                      timeout_s: float = 120.0) -> list:
     """Run fn(*args) in `world_size` fresh processes on this machine, as
@@ -764,7 +774,7 @@ def run_on_processes(world_size: int, fn, *args, threads: int = 1,
             _local_worker, nprocs=world_size, join=False, start_method="spawn",
             args=(world_size, free_port(), threads, folder, fn, args))
         deadline = time.monotonic() + timeout_s
-        while not ctx.join(timeout=1):  # re-raises a worker's error
+        while not _joined(ctx):  # re-raises a worker's error
             if time.monotonic() > deadline:
                 for process in ctx.processes:
                     process.kill()
