@@ -29,6 +29,7 @@ help:
 	@echo "make fetch     fetch and verify the offline assets into data/"
 	@echo "make export    regenerate llmscratch/ from the lessons' export cells"
 	@echo "make pretrain  full-profile chapter 4 run that produces checkpoints/"
+	@echo "make pretrain NPROC=N  the same run, data-parallel on N processes (torchrun)"
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
@@ -97,8 +98,16 @@ LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)  # containers often r
 lab: fetch $(LAB_STAMP)
 	$(VENV)/bin/jupyter lab $(LAB_FLAGS) --ServerApp.contents_manager_class=jupytext.TextFileContentsManager lessons
 
+# NPROC=N: data-parallel on N local processes (torchrun; nccl on CUDA GPUs, gloo on the CPU).
+NPROC ?=
 pretrain: fetch check-export
+ifeq ($(strip $(NPROC)),)
 	LLMS_PROFILE=full $(PY) tools/pretrain.py
+else
+	LLMS_PROFILE=full $(PY) -m torch.distributed.run --standalone --nproc_per_node=$(NPROC) \
+		tools/pretrain.py || { echo "data-parallel pretraining stopped (errors above): rerun" \
+		"'make pretrain NPROC=$(NPROC)' to resume from the last checkpoint in _build/pretrain-ddp/"; exit 1; }
+endif
 
 clean:
 	rm -rf _build

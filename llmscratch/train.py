@@ -1222,3 +1222,387 @@ def pretrain(
         )
     print(card)
     return final
+
+
+import os
+import socket
+import time
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR",
+                 "MASTER_PORT")
+
+
+class DistributedSetupError(RuntimeError):
+    """The processes of a data-parallel run did not meet, or lost each other."""
+
+
+def init_distributed(timeout_s: float = 300.0):
+    """Join the process group that torchrun describes in the environment.
+
+    Returns (rank, world_size, device). The backend follows the device:
+    nccl on CUDA GPUs, gloo on the CPU."""
+    missing = [name for name in TORCHRUN_VARS if name not in os.environ]
+    if missing:
+        raise DistributedSetupError(
+            f"{', '.join(missing)} not set: start the processes with torchrun "
+            "(torchrun --nproc_per_node=N tools/pretrain.py), which sets them")
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+    try:
+        dist.init_process_group(backend, rank=rank, world_size=world,
+                                timeout=timedelta(seconds=timeout_s))
+        dist.barrier()  # returns once every process has joined
+    except (RuntimeError, TimeoutError) as error:
+        raise DistributedSetupError(
+            f"rank {rank} did not meet the other {world - 1} process(es) at "
+            f"{where} within {timeout_s:g} s ({type(error).__name__}). Start "
+            "every node with the same --nnodes, --master-addr and "
+            "--master-port, check that the port is open, or allow more "
+            "time (tools/pretrain.py --rendezvous-timeout)") from None
+    return rank, world, device
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _local_worker(rank, world, port, threads, folder, fn, args):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(threads)
+    result = fn(*args)
+    torch.save(result, Path(folder) / f"rank{rank}.pt")
+
+
+def _joined(ctx) -> bool:
+    try:
+        return ctx.join(timeout=1)
+    except mp.ProcessExitedException as error:  # died before or outside fn
+        raise DistributedSetupError(
+            f"{error}: if it never started, fn and its arguments must be "
+            "importable by a fresh process (defined in a module, not in a "
+            "notebook); its own error is on the kernel's stderr") from error
+
+
+def run_on_processes(world_size: int, fn, *args, threads: int = 1,
+                     timeout_s: float = 120.0) -> list:
+    """Run fn(*args) in `world_size` fresh processes on this machine, as
+    torchrun would, and return their results in rank order. fn must be
+    importable (defined in a module) and may call init_distributed()."""
+    with tempfile.TemporaryDirectory() as folder:
+        ctx = mp.start_processes(
+            _local_worker, nprocs=world_size, join=False, start_method="spawn",
+            args=(world_size, free_port(), threads, folder, fn, args))
+        deadline = time.monotonic() + timeout_s
+        while not _joined(ctx):  # re-raises a worker's error
+            if time.monotonic() > deadline:
+                for process in ctx.processes:
+                    process.kill()
+                raise TimeoutError(f"{world_size} processes took over "
+                                   f"{timeout_s:g} s: stopped them")
+        return [torch.load(Path(folder) / f"rank{r}.pt", weights_only=False)
+                for r in range(world_size)]
+
+
+import time
+from contextlib import nullcontext
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from llmscratch import course
+
+
+def shard_seed(seed: int, step: int, shard: int) -> int:
+    """The dropout seed of one shard of one step: the same wherever it runs."""
+    return (seed * 1_000_003 + step) * 1_009 + shard
+
+
+def check_split(batch_size: int, world: int, accumulation: int = 1) -> int:
+    """Shards of each global batch (processes x micro-batches), or an error."""
+    shards = world * accumulation
+    if batch_size % shards:
+        fits = [n for n in range(1, batch_size + 1)
+                if batch_size % (n * accumulation) == 0]
+        raise ValueError(
+            f"a global batch of {batch_size} windows does not split into "
+            f"{world} process(es) x {accumulation} micro-batch(es): use a "
+            f"number of processes in {fits} (torchrun --nproc_per_node), "
+            "or another batch_size")
+    return shards
+
+
+def train_data_parallel(model, train_ids, val_ids, cfg: TrainConfig,
+                        optimizer=None, start_step: int = 0, history=None,
+                        stop_step: int | None = None, accumulation: int = 1,
+                        device="cpu", checkpoint_dir=None,
+                        checkpoint_every: int = 0, on_step=None,
+                        show_progress: bool = True) -> dict:
+    """`train`, data-parallel: each process computes the gradient of its
+    share of every global batch (in `accumulation` micro-batches), DDP
+    averages the gradients, every process takes the same AdamW step.
+
+    Without a process group it runs alone and accumulates over all shards.
+    Rank 0 alone evaluates, keeps the history and writes checkpoints;
+    on_step(step, model), if given, runs on every rank after every step."""
+    ddp = dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
+    shards = check_split(cfg.batch_size, world, accumulation)
+    context = model.cfg.context_length
+    batches = ReplayableBatches(train_ids, context, cfg.batch_size,
+                                cfg.stride or context, cfg.seed)
+    probes = {name: eval_loader(ids, context, cfg.batch_size, cfg.eval_windows)
+              for name, ids in (("eval_train_loss", train_ids),
+                                ("val_loss", val_ids))}
+    model.to(device).train()
+    # DDP copies rank 0's weights to every rank, then all-reduces gradients
+    net = DistributedDataParallel(model) if ddp else model
+    optimizer = optimizer or make_optimizer(
+        model, cfg.max_lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
+    history = history if history is not None else new_history()
+    stop_step = cfg.max_steps if stop_step is None else stop_step
+    if rank == 0 and cfg.eval_every and start_step == 0 and not history["eval"]:
+        history["eval"].append(
+            {"step": 0, **evaluate_run(model, probes, device)})
+    elapsed = history["train"][-1]["time_s"] if history["train"] else 0.0
+    bar = course.progress(range(start_step, stop_step), total=stop_step,
+                          initial=start_step, desc=f"training x{world}",
+                          disable=not show_progress or rank != 0)
+    for step in bar:
+        started = time.perf_counter()
+        lr = lr_at(step, cfg.max_lr, cfg.min_lr, cfg.warmup_steps,
+                   cfg.max_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        inputs, targets = batches(step)  # the global batch; we take our shards
+        size = cfg.batch_size // shards
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum = torch.zeros((), device=device)
+        for micro in range(accumulation):
+            shard = rank * accumulation + micro
+            part = slice(shard * size, (shard + 1) * size)
+            torch.manual_seed(shard_seed(cfg.seed, step, shard))  # dropout
+            last = micro == accumulation - 1  # all-reduce only then
+            with nullcontext() if last or not ddp else net.no_sync():
+                loss = calc_loss_batch(net, inputs[part], targets[part],
+                                       device) / accumulation
+                loss.backward()
+            loss_sum += loss.detach()
+        if ddp:  # the loss of the whole global batch, for the log
+            dist.all_reduce(loss_sum)
+            loss_sum /= world
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                   cfg.grad_clip)
+        optimizer.step()
+        elapsed += time.perf_counter() - started
+        done = step + 1
+        if on_step is not None:
+            on_step(done, model)
+        if rank != 0:
+            continue
+        history["train"].append({
+            "step": done, "tokens": done * inputs.numel(), "lr": lr,
+            "train_loss": loss_sum.item(), "grad_norm": grad_norm.item(),
+            "time_s": elapsed})
+        if cfg.eval_every and (done % cfg.eval_every == 0
+                               or done == cfg.max_steps):
+            history["eval"].append(
+                {"step": done, **evaluate_run(model, probes, device)})
+        if checkpoint_dir and checkpoint_every and (
+                done % checkpoint_every == 0 or done == stop_step):
+            save_checkpoint(checkpoint_dir, model, optimizer, step=done,
+                            train_config=cfg, history=history,
+                            extra={"world_size": world,
+                                   "accumulation": accumulation})
+    bar.close()
+    return history
+
+
+import hashlib
+
+import torch
+import torch.distributed as dist
+
+from llmscratch.model import GPTModel
+
+
+def weights_sha256(model) -> str:
+    """One digest of every weight's bits: equal digests mean equal weights."""
+    digest = hashlib.sha256()
+    for tensor in model.state_dict().values():
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def data_parallel_run(model_cfg, train_cfg, train_ids, val_ids, seed: int = 0,
+                      accumulation: int = 1) -> dict:
+    """On one rank: train a fresh model data-parallel and, after every step,
+    collect every rank's weights digest. Returns weights, history, digests."""
+    rank, world, device = init_distributed(timeout_s=60)
+    try:
+        torch.manual_seed(seed)
+        model = GPTModel(model_cfg)
+        digests = []
+
+        def gather_digests(step, model):
+            everyone = [None] * world
+            dist.all_gather_object(everyone, weights_sha256(model))
+            digests.append(everyone)
+
+        history = train_data_parallel(
+            model, train_ids, val_ids, train_cfg, accumulation=accumulation,
+            device=device, on_step=gather_digests, show_progress=False)
+        return {"rank": rank, "state": model.state_dict(),
+                "history": history, "digests": digests}
+    finally:
+        dist.destroy_process_group()
+
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import save_model
+
+from llmscratch import course
+from llmscratch.model import GPTModel, count_parameters
+from llmscratch.tokenizer import COURSE_VOCAB_FILE, load_course_encoding
+
+
+def resume_state(work_dir, model, optimizer, train_cfg, shards, device):
+    """(step, history) of the run in work_dir, the same on every rank."""
+    step, history = 0, None
+    if (work_dir / "config.json").is_file():
+        state = load_checkpoint(work_dir, model, optimizer, device=device)
+        saved = state["config"]
+        split = saved.get("world_size", 1) * saved.get("accumulation", 1)
+        if saved["train"] != asdict(train_cfg) or split != shards:
+            raise CheckpointError(
+                f"{work_dir} holds a run with other settings or another "
+                f"split of the batch ({split} shards, now {shards}): resume "
+                "with the same command, or pass --fresh to start over")
+        step, history = state["step"], state["history"]
+    steps = [None] * dist.get_world_size()
+    dist.all_gather_object(steps, step)
+    if len(set(steps)) > 1:
+        raise CheckpointError(f"the ranks found checkpoints of steps {steps} "
+                              f"in {work_dir}: use a folder every node shares")
+    return step, history
+
+
+def pretrain_data_parallel(
+        model_cfg=COURSE_GPT_CONFIG, train_cfg=PRETRAIN_CONFIG,
+        out_dir=PRETRAINED_DIR, work_dir=PRETRAIN_WORK_DIR, fresh=False,
+        checkpoint_every: int = 200, final_windows: int = 800,
+        accumulation: int = 1, command: str = "torchrun tools/pretrain.py",
+        note: str = "", on_step=None, timeout_s: float = 300.0) -> dict | None:
+    """`pretrain` under torchrun: every process runs this; rank 0 alone
+    writes the resumable state in work_dir and the release folder out_dir.
+    Returns the final config on rank 0, None on the others."""
+    started, load_start = time.perf_counter(), os.getloadavg()[1]
+    # before any process waits for the others
+    check_split(train_cfg.batch_size, int(os.environ.get("WORLD_SIZE", 1)),
+                accumulation)
+    rank, world, device = init_distributed(timeout_s)
+    try:
+        encoding = load_course_encoding()
+        train_ids, val_ids = train_val_split(corpus_token_ids(encoding))
+        if fresh and rank == 0:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        dist.barrier()  # nobody reads work_dir before it is cleared
+        torch.manual_seed(train_cfg.seed)
+        model = GPTModel(model_cfg).to(device)
+        optimizer = make_optimizer(model, train_cfg.max_lr,
+                                   train_cfg.weight_decay,
+                                   (train_cfg.beta1, train_cfg.beta2))
+        start_step, history = resume_state(work_dir, model, optimizer,
+                                           train_cfg, world * accumulation,
+                                           device)
+        if rank == 0 and start_step:
+            print(f"resuming from step {start_step} in {work_dir}")
+        try:
+            history = train_data_parallel(
+                model, train_ids, val_ids, train_cfg, optimizer, start_step,
+                history, accumulation=accumulation, device=device,
+                checkpoint_dir=work_dir, checkpoint_every=checkpoint_every,
+                on_step=on_step)
+        except dist.DistError as error:
+            raise DistributedSetupError(
+                f"rank {rank} lost the other processes: one of them stopped "
+                f"(its error is above). The last checkpoint in {work_dir} is "
+                "complete: rerun the same command to resume") from error
+        if rank != 0:
+            return None
+        # rank 0: final losses, model card and release folder, as `pretrain`
+        final_train, final_val = (
+            eval_loader(ids, model_cfg.context_length, 16, final_windows)
+            for ids in (train_ids, val_ids))
+        probe = eval_loader(val_ids, model_cfg.context_length, 8,
+                            PROBE_WINDOWS)
+        seconds = history["train"][-1]["time_s"]
+        tokens = history["train"][-1]["tokens"]
+        val_loss = evaluate_loss(model, final_val, device)
+        config = {
+            "parameters": count_parameters(model), "tokens_seen": tokens,
+            "train_seconds": seconds, "tokens_per_second": tokens / seconds,
+            "train_tokens": len(train_ids), "val_tokens": len(val_ids),
+            "train_loss": evaluate_loss(model, final_train, device),
+            "val_loss": val_loss, "val_perplexity": perplexity(val_loss),
+            "final_eval_windows": [len(final_train.dataset),
+                                   len(final_val.dataset)],
+            "probe_windows": PROBE_WINDOWS,
+            "probe_val_loss": evaluate_loss(model, probe, device),
+            "threads": torch.get_num_threads(),
+            "load_average": [round(load_start, 2),
+                             round(os.getloadavg()[1], 2)],
+            "device": str(device), "compiled": False, "world_size": world,
+            "accumulation": accumulation, "backend": dist.get_backend()}
+        hardware = (
+            f"{cpu_name()}, {world} data-parallel process(es) "
+            f"({config['backend']}), {torch.get_num_threads()} PyTorch "
+            f"thread(s) each (os.cpu_count() = {os.cpu_count()}), device "
+            f"{device.type}, torch {torch.__version__}, float32, eager mode, "
+            f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+        windows = train_cfg.batch_size // (world * accumulation)
+        split = (f"\nTrained data-parallel (world size {world}): each of "
+                 f"{world} process(es) computed {accumulation} micro-batch(es)"
+                 f" of {windows} windows of every {train_cfg.batch_size}-window"
+                 " step.\n")
+        with tempfile.TemporaryDirectory() as folder:
+            save_model(model, f"{folder}/model.safetensors")
+            digest = course.sha256_file(Path(folder) / "model.safetensors")
+        config["wall_seconds"] = time.perf_counter() - started
+        final = {"model": model_cfg.to_dict(), "train": asdict(train_cfg),
+                 "tokenizer": COURSE_VOCAB_FILE.name, **config}
+        card = model_card(final, digest, command, hardware, note + split)
+        save_checkpoint(out_dir, model, step=len(history["train"]),
+                        train_config=train_cfg, history=history, extra=config,
+                        extra_files={"MODEL_CARD.md": card})
+        verify_checksums(out_dir)
+        print(card)
+        return final
+    finally:
+        dist.destroy_process_group()
