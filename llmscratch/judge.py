@@ -591,8 +591,9 @@ def kappa_from_matrix(matrix):
 
 
 def kappa_interval(truth, judged, n_boot=1000, seed=0):
-    """Bootstrap 95 % interval of kappa over the items with a valid verdict
-    (NaN ends when too many resamples leave kappa undefined)."""
+    """Bootstrap 95 % interval of kappa over the items with a valid verdict;
+    NaN ends when some resample leaves kappa undefined (p_e = 1: one single
+    label on both sides, likely on small samples with a constant judge)."""
     codes = [2 * bool(t) + bool(j) for t, j in zip(truth, judged, strict=True)
              if not is_invalid(j)]  # one number per (truth, verdict) pair
     if not codes:
