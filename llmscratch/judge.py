@@ -10,25 +10,31 @@ SIDES = ("base", "tuned")  # the two models of chapter 6
 
 
 def check_records(records):
-    """Raise a clear error when chapter 6's records do not have the shape chapter 7 reads."""
+    """Raise a clear error when a record lacks what chapter 7 reads."""
     if not records:
-        raise ValueError("no responses to judge: run lessons/06-instructions.md to save some")
+        raise ValueError(
+            "no responses to judge: run lessons/06-instructions.md to save some"
+        )
     for record in records:
         missing = [key for key in RECORD_KEYS if key not in record]
         if missing:
-            raise ValueError(f"record {record.get('id', '?')!r} lacks {missing}: rerun lessons/06-instructions.md")
+            name = record.get("id", "?")
+            raise ValueError(f"record {name!r} lacks {missing}: "
+                             "rerun lessons/06-instructions.md")
         for side in SIDES:
             truth = record[f"{side}_correct"]
             if record["exact"] and not isinstance(truth, bool):
-                raise ValueError(f"record {record['id']!r}: {side}_correct must be true or false")
+                raise ValueError(f"record {record['id']!r}: "
+                                 f"{side}_correct must be true or false")
             if not record["exact"] and truth is not None:
-                raise ValueError(f"record {record['id']!r} is open-ended: {side}_correct must be null")
+                raise ValueError(f"record {record['id']!r} is open-ended: "
+                                 f"{side}_correct must be null")
     return records
 
 
 def sample_records(records, n_exact=None, n_open=None, seed=0):
-    """A seeded sample: `n_exact` exact-answer records spread evenly over the families, then
-    `n_open` open-ended ones. None means all of them."""
+    """A seeded sample: `n_exact` exact-answer records spread evenly over
+    the families, then `n_open` open-ended ones. None means all of them."""
     rng = random.Random(seed)
     pools = {}  # family -> its exact-answer records, in random order
     for record in records:
@@ -38,7 +44,8 @@ def sample_records(records, n_exact=None, n_open=None, seed=0):
         rng.shuffle(pools[family])
     exact = []
     while any(pools.values()) and (n_exact is None or len(exact) < n_exact):
-        for family in sorted(pools):  # one from each family per round: the families stay balanced
+        # one from each family per round: the families stay balanced
+        for family in sorted(pools):
             if pools[family] and (n_exact is None or len(exact) < n_exact):
                 exact.append(pools[family].pop())
     open_ended = [r for r in records if not r["exact"]]
@@ -177,70 +184,108 @@ class TokenLogprob:
 @dataclass
 class ChatReply:
     text: str
-    tokens: list | None  # TokenLogprob for each generated token, when log-probs were asked for
+    tokens: list | None  # a TokenLogprob per generated token, if asked for
     finish_reason: str
     seconds: float
 
 
-class JudgeClient:
-    """A small client for OpenAI-compatible chat endpoints (llama.cpp, Ollama, vLLM, OpenAI...)."""
+NO_SERVER_HINT = ("Start one (this chapter's LlamaCppServer, `ollama serve`, "
+                  "or `vllm serve MODEL`) and check the base URL, which "
+                  "usually ends in /v1.")
 
-    def __init__(self, base_url, model, timeout=60.0, retries=3, backoff=0.5, api_key=None):
+
+def request_json(url, body=None, headers=None, timeout=60.0, retries=3,
+                 backoff=0.5):
+    """The JSON reply of `url` (POST `body` if given, else GET), retried."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    for attempt in range(retries + 1):
+        last = attempt == retries
+        request = urllib.request.Request(url, data=data, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as reply:
+                return json.loads(reply.read())
+        except urllib.error.HTTPError as error:  # it answered, with an error
+            message = error.read().decode(errors="replace")[:300]
+            if error.code != 503 or last:  # 503: still loading, try again
+                raise JudgeHTTPError(error.code, message) from None
+        except TimeoutError:
+            raise JudgeTimeout(f"{url} sent no reply within {timeout} s"
+                               ) from None
+        except (urllib.error.URLError, ConnectionError) as error:  # nobody
+            reason = getattr(error, "reason", error)
+            if isinstance(reason, TimeoutError):
+                raise JudgeTimeout(f"{url} did not accept a connection "
+                                   f"within {timeout} s") from None
+            if last:
+                raise JudgeUnavailable(
+                    f"no judge server answers at {url} ({reason}) after "
+                    f"{retries + 1} tries. {NO_SERVER_HINT}") from None
+        time.sleep(backoff * 2**attempt)
+
+
+def chat_body(model, messages, schema=None, max_tokens=64, temperature=0.0,
+              top_logprobs=0, seed=0):
+    """The JSON body of an OpenAI-style /chat/completions request."""
+    body = {"model": model, "messages": messages, "max_tokens": max_tokens,
+            "temperature": temperature, "seed": seed}
+    if schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "verdict", "schema": schema}}
+    if top_logprobs:
+        body["logprobs"], body["top_logprobs"] = True, top_logprobs
+    return body
+
+
+def read_chat_reply(reply, seconds):
+    """A /chat/completions JSON reply -> ChatReply (tokens None if absent)."""
+    choice = reply["choices"][0]
+    content = (choice.get("logprobs") or {}).get("content")
+    tokens = None
+    if content:
+        tokens = [TokenLogprob(t["token"], t["logprob"],
+                               {a["token"]: a["logprob"]
+                                for a in t.get("top_logprobs", [])})
+                  for t in content]
+    return ChatReply(choice["message"].get("content") or "", tokens,
+                     choice.get("finish_reason") or "", seconds)
+
+
+class JudgeClient:
+    """A small client for OpenAI-compatible chat endpoints
+    (llama.cpp, Ollama, vLLM, OpenAI...)."""
+
+    def __init__(self, base_url, model, timeout=60.0, retries=3, backoff=0.5,
+                 api_key=None):
         self.base_url, self.model = base_url.rstrip("/"), model
-        self.timeout, self.retries, self.backoff, self.api_key = timeout, retries, backoff, api_key
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.api_key = api_key
 
     def _request(self, path, body=None):
-        url = f"{self.base_url}{path}"
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
+        headers = {}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
-            request = urllib.request.Request(url, data=data, headers=headers)
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                    return json.loads(reply.read())
-            except urllib.error.HTTPError as error:  # the server answered, with an error
-                message = error.read().decode(errors="replace")[:300]
-                if error.code != 503 or last:  # 503: still loading, worth another try
-                    raise JudgeHTTPError(error.code, message) from None
-            except TimeoutError:
-                raise JudgeTimeout(f"{url} sent no reply within {self.timeout} s") from None
-            except (urllib.error.URLError, ConnectionError) as error:  # nobody answered
-                reason = getattr(error, "reason", error)
-                if isinstance(reason, TimeoutError):
-                    raise JudgeTimeout(f"{url} did not accept a connection within {self.timeout} s") from None
-                if last:
-                    raise JudgeUnavailable(
-                        f"no judge server answers at {self.base_url} ({reason}) after {self.retries + 1} tries. "
-                        "Start one (this chapter's LlamaCppServer, `ollama serve`, or `vllm serve MODEL`) "
-                        "and check the base URL, which usually ends in /v1.") from None
-            time.sleep(self.backoff * 2**attempt)
+        try:
+            return request_json(f"{self.base_url}{path}", body, headers,
+                                self.timeout, self.retries, self.backoff)
+        except JudgeUnavailable as error:  # name the base URL, not the path
+            raise JudgeUnavailable(str(error).replace(
+                f"{self.base_url}{path}", self.base_url)) from None
 
     def models(self):
         """The model names the server offers."""
         return [m["id"] for m in self._request("/models")["data"]]
 
-    def chat(self, messages, schema=None, max_tokens=64, temperature=0.0, top_logprobs=0, seed=0):
-        """One chat completion. `schema`: a JSON schema the reply must follow; `top_logprobs`: how
-        many alternatives per generated token to return (0: no log-probs)."""
-        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
-                "temperature": temperature, "seed": seed}
-        if schema is not None:
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "verdict", "schema": schema}}
-        if top_logprobs:
-            body["logprobs"], body["top_logprobs"] = True, top_logprobs
+    def chat(self, messages, schema=None, max_tokens=64, temperature=0.0,
+             top_logprobs=0, seed=0):
+        """One chat completion. `schema`: a JSON schema the reply must follow;
+        `top_logprobs`: alternatives per generated token (0: no log-probs)."""
+        body = chat_body(self.model, messages, schema, max_tokens, temperature,
+                         top_logprobs, seed)
         started = time.perf_counter()
         reply = self._request("/chat/completions", body)
-        choice = reply["choices"][0]
-        tokens = None
-        if top_logprobs and (choice.get("logprobs") or {}).get("content"):
-            tokens = [TokenLogprob(t["token"], t["logprob"], {a["token"]: a["logprob"] for a in t.get("top_logprobs", [])})
-                      for t in choice["logprobs"]["content"]]
-        return ChatReply(choice["message"].get("content") or "", tokens, choice.get("finish_reason") or "",
-                         time.perf_counter() - started)
+        return read_chat_reply(reply, time.perf_counter() - started)
 
 
 import hashlib
@@ -248,23 +293,32 @@ import json
 
 from llmscratch.instruct import clip
 
-RUBRIC = """You are a strict grader. You see an instruction, sometimes an input, and an answer.
-Score how well the answer carries out the instruction, from 1 to 5:
-5: fully correct and complete; nothing missing, nothing extra.
-4: correct, with a small flaw in form (an extra word, spacing or capital letters).
+# What "correct" means, as chapter 6's exact match (`is_correct`) decides it
+EXACT_RULE = """An answer is correct only when it is exactly the reference
+answer once extra spaces and line breaks are ignored: the same words, numbers,
+punctuation and capital letters, in the same order, with nothing added."""
+
+RUBRIC = """You are a strict grader. You see an instruction, sometimes an input,
+and an answer. Score how well the answer carries out the instruction:
+5: correct: exactly what was asked, with the right capital letters and
+punctuation, nothing missing and nothing extra.
+4: nearly correct: one word, sign or capital letter is wrong or extra.
 3: partly correct: some of the task is done right.
 2: an attempt at the task, but wrong.
 1: no attempt: empty, off topic, or nonsense.
-Judge correctness only, not length or style."""
+Extra spaces and line breaks do not matter. Judge correctness only."""
 
-REFERENCE_RUBRIC = """You are a strict grader. You see an instruction, sometimes an input, a reference
-answer that is known to be right, and an answer to check. The answer is correct when it means the
-same as the reference answer; small differences in spacing or capital letters do not matter.
-Anything else, including extra text that changes the meaning, is incorrect."""
+REFERENCE_RUBRIC = f"""You are a strict grader. You see an instruction,
+sometimes an input, a reference answer that is known to be right, and an
+answer to check. {EXACT_RULE} Anything else is incorrect."""
 
-PAIRWISE_RUBRIC = """You compare two answers, A and B, to the same instruction. Pick the answer that
-carries out the instruction more correctly. The order of the answers and their length must not
-influence you. Say "tie" only if they are equally good or equally bad."""
+PLAIN_REFERENCE_RUBRIC = """Is the answer to check the same as the reference
+answer? Capital letters and punctuation count; extra spaces do not."""
+
+PAIRWISE_RUBRIC = """You compare two answers, A and B, to the same
+instruction. Pick the answer that carries out the instruction more correctly.
+The order of the answers and their length must not influence you. Say "tie"
+only if they are equally good or equally bad."""
 
 SCORE_SCHEMA = {
     "type": "object",
@@ -275,7 +329,8 @@ SCORE_SCHEMA = {
 }
 VERDICT_SCHEMA = {
     "type": "object",
-    "properties": {"verdict": {"type": "string", "enum": ["correct", "incorrect"]}},
+    "properties": {"verdict": {"type": "string",
+                               "enum": ["correct", "incorrect"]}},
     "required": ["verdict"],
     "additionalProperties": False,
 }
@@ -285,19 +340,24 @@ PAIR_SCHEMA = {
     "required": ["winner"],
     "additionalProperties": False,
 }
-REPLY_FORMATS = {  # the shape of each reply, in words too, for servers without schema support
-    "score": 'Reply with JSON only: {"score": <a whole number from 1 to 5>, "reason": "<a few words>"}',
-    "verdict": 'Reply with JSON only: {"verdict": "correct"} or {"verdict": "incorrect"}',
-    "winner": 'Reply with JSON only: {"winner": "A"}, {"winner": "B"} or {"winner": "tie"}',
+REPLY_FORMATS = {  # each reply's shape in words, for servers without schemas
+    "score": 'Reply with JSON only: {"score": <a whole number from 1 to 5>, '
+             '"reason": "<a few words>"}',
+    "verdict": 'Reply with JSON only: {"verdict": "correct"} or '
+               '{"verdict": "incorrect"}',
+    "winner": 'Reply with JSON only: {"winner": "A"}, {"winner": "B"} or '
+              '{"winner": "tie"}',
 }
-MAX_ANSWER_CHARS = 300  # base-model answers can ramble for pages; the judge sees the start
+MAX_ANSWER_CHARS = 300  # answers can ramble; the judge sees the start
 
 
 def rubric_fingerprint():
-    """A short hash of everything that defines the judging; it changes when anything is edited."""
-    frozen = [RUBRIC, REFERENCE_RUBRIC, PAIRWISE_RUBRIC, SCORE_SCHEMA, VERDICT_SCHEMA, PAIR_SCHEMA,
-              REPLY_FORMATS, MAX_ANSWER_CHARS]
-    return hashlib.sha256(json.dumps(frozen, sort_keys=True).encode()).hexdigest()[:12]
+    """A short hash of all that defines the judging; any edit changes it."""
+    frozen = [RUBRIC, REFERENCE_RUBRIC, PLAIN_REFERENCE_RUBRIC, PAIRWISE_RUBRIC,
+              SCORE_SCHEMA, VERDICT_SCHEMA, PAIR_SCHEMA, REPLY_FORMATS,
+              MAX_ANSWER_CHARS]
+    encoded = json.dumps(frozen, sort_keys=True).encode()
+    return hashlib.sha256(encoded).hexdigest()[:12]
 
 
 def task_lines(record):
@@ -308,25 +368,43 @@ def task_lines(record):
 
 
 def chat_messages(rubric, reply_format, user_lines):
-    """The rubric and the reply format (the same in every request) first, the item last."""
+    """The rubric and reply format (the same each time) first, then the item."""
     return [{"role": "system", "content": f"{rubric}\n{reply_format}"},
             {"role": "user", "content": "\n".join(user_lines)}]
 
 
 def score_messages(record, answer):
     """Direct scoring: the rubric, the task and one answer."""
-    return chat_messages(RUBRIC, REPLY_FORMATS["score"], task_lines(record) + [f"Answer: {clip(answer, MAX_ANSWER_CHARS)}"])
+    lines = task_lines(record) + [f"Answer: {clip(answer, MAX_ANSWER_CHARS)}"]
+    return chat_messages(RUBRIC, REPLY_FORMATS["score"], lines)
 
 
-def reference_messages(record, answer):
-    """Reference-guided verdict: as above, plus the known right answer."""
-    lines = task_lines(record) + [f"Reference answer: {clip(record['reference'], MAX_ANSWER_CHARS)}", f"Answer to check: {clip(answer, MAX_ANSWER_CHARS)}"]
-    return chat_messages(REFERENCE_RUBRIC, REPLY_FORMATS["verdict"], lines)
+def reference_lines(record, answer):
+    return task_lines(record) + [
+        f"Reference answer: {clip(record['reference'], MAX_ANSWER_CHARS)}",
+        f"Answer to check: {clip(answer, MAX_ANSWER_CHARS)}"]
+
+
+def reference_messages(record, answer, rubric=REFERENCE_RUBRIC, shots=()):
+    """Reference-guided verdict: the task, the known right answer and the
+    answer to check. `shots`: worked examples (record, answer, verdict) shown
+    first as earlier turns of the conversation."""
+    messages = chat_messages(rubric, REPLY_FORMATS["verdict"],
+                             reference_lines(record, answer))
+    turns = []
+    for shot, shot_answer, verdict in shots:
+        turns += [{"role": "user",
+                   "content": "\n".join(reference_lines(shot, shot_answer))},
+                  {"role": "assistant",
+                   "content": json.dumps({"verdict": verdict})}]
+    return messages[:1] + turns + messages[1:]
 
 
 def pairwise_messages(record, answer_a, answer_b):
     """Pairwise comparison: which of two answers is better."""
-    lines = task_lines(record) + [f"Answer A: {clip(answer_a, MAX_ANSWER_CHARS)}", f"Answer B: {clip(answer_b, MAX_ANSWER_CHARS)}"]
+    lines = task_lines(record) + [
+        f"Answer A: {clip(answer_a, MAX_ANSWER_CHARS)}",
+        f"Answer B: {clip(answer_b, MAX_ANSWER_CHARS)}"]
     return chat_messages(PAIRWISE_RUBRIC, REPLY_FORMATS["winner"], lines)
 
 
@@ -351,7 +429,8 @@ def is_invalid(outcome):
 
 
 def find_json_object(text):
-    """The first JSON object in `text` (prose or a code fence around it is allowed), or Invalid."""
+    """The first JSON object in `text` (prose or a code fence around it
+    is allowed), or Invalid."""
     if not text or not text.strip():
         return Invalid("empty reply", text or "")
     start = text.find("{")
@@ -360,7 +439,9 @@ def find_json_object(text):
     decoder = json.JSONDecoder()
     while start >= 0:
         try:
-            found, _ = decoder.raw_decode(text, start)  # parses one value and ignores what follows
+            found, _ = decoder.raw_decode(
+                text, start
+            )  # parses one value and ignores what follows
             if isinstance(found, dict):
                 return found
         except json.JSONDecodeError:
@@ -370,12 +451,15 @@ def find_json_object(text):
 
 
 def parse_verdict(text):
-    """A direct-score reply -> Verdict(score 1..5, reason), or Invalid saying what was wrong."""
+    """A direct-score reply -> Verdict(score 1..5, reason), or Invalid
+    saying what was wrong."""
     found = find_json_object(text)
     if is_invalid(found):
         return found
     score = found.get("score")
-    if isinstance(score, bool) or not isinstance(score, int):  # bool is an int in Python: exclude it
+    if isinstance(score, bool) or not isinstance(
+        score, int
+    ):  # bool is an int in Python: exclude it
         return Invalid("score missing or not an integer", text)
     if not 1 <= score <= 5:
         return Invalid("score out of range 1-5", text)
@@ -386,7 +470,8 @@ def parse_verdict(text):
 
 
 def parse_choice(text, key, options):
-    """A reply whose JSON field `key` must be one of `options` -> that option, or Invalid."""
+    """A reply whose JSON field `key` must be one of `options` -> that
+    option, or Invalid."""
     found = find_json_object(text)
     if is_invalid(found):
         return found
@@ -402,26 +487,40 @@ import re
 SCORE_VALUES = (1, 2, 3, 4, 5)
 
 
-def weighted_score(tokens):
-    """The expected score under the judge's probabilities for the score digit, or Invalid."""
+def token_at(tokens, position):
+    """(the token holding character `position` of the reply, its start)."""
+    offset = 0
+    for token in tokens:
+        if offset + len(token.token) > position:
+            return token, offset
+        offset += len(token.token)
+    raise ValueError(f"position {position} is past the end of the reply")
+
+
+def digit_probabilities(tokens):
+    """{score: probability} at the score digit (not normalised), or Invalid."""
     if not tokens:
         return Invalid("no log-probs in the reply")
     text = "".join(t.token for t in tokens)
     found = re.search(r'"score"\s*:\s*(\d)', text)
     if not found:
         return Invalid("no score digit in the reply", text)
-    position, offset = found.start(1), 0
-    for token in tokens:  # the token that contains the digit's first character
-        if offset + len(token.token) > position:
-            break
-        offset += len(token.token)
+    token, _ = token_at(tokens, found.start(1))
     probability = {}
     for alternative, logprob in token.top.items():
         if alternative.strip() in {str(s) for s in SCORE_VALUES}:
-            value = int(alternative.strip())
+            value = int(alternative.strip())  # ' 4' and '4' add up
             probability[value] = probability.get(value, 0.0) + math.exp(logprob)
     if not probability:
         return Invalid("no score digit among the top log-probs", text)
+    return probability
+
+
+def weighted_score(tokens):
+    """The expected score under the judge's probabilities, or Invalid."""
+    probability = digit_probabilities(tokens)
+    if is_invalid(probability):
+        return probability
     total = sum(probability.values())
     return sum(value * p for value, p in probability.items()) / total
 
@@ -430,9 +529,10 @@ TOP_LOGPROBS = 10  # alternatives per token: plenty to cover the five digits
 
 
 def ask(client, messages, schema, max_tokens, top_logprobs=0):
-    """client.chat, with timeouts and HTTP errors turned into Invalid outcomes."""
+    """client.chat, with timeouts and HTTP errors turned into Invalid."""
     try:
-        return client.chat(messages, schema=schema, max_tokens=max_tokens, top_logprobs=top_logprobs)
+        return client.chat(messages, schema=schema, max_tokens=max_tokens,
+                           top_logprobs=top_logprobs)
     except JudgeTimeout:
         return Invalid("timeout")
     except JudgeHTTPError as error:
@@ -440,90 +540,263 @@ def ask(client, messages, schema, max_tokens, top_logprobs=0):
 
 
 def judge_scores(client, record, side, max_tokens=40):
-    """(direct Verdict or Invalid, weighted score or Invalid) for one model's answer, in one call."""
-    reply = ask(client, score_messages(record, record[side]), SCORE_SCHEMA, max_tokens, TOP_LOGPROBS)
+    """One call, three readings of one model's answer: the direct Verdict,
+    the weighted score and the digit probabilities (each may be Invalid)."""
+    messages = score_messages(record, record[side])
+    reply = ask(client, messages, SCORE_SCHEMA, max_tokens, TOP_LOGPROBS)
     if is_invalid(reply):
-        return reply, reply
-    return parse_verdict(reply.text), weighted_score(reply.tokens)
+        return reply, reply, reply
+    return (parse_verdict(reply.text), weighted_score(reply.tokens),
+            digit_probabilities(reply.tokens))
 
 
 import numpy as np
+import torch
+
+from llmscratch.classify import bootstrap_ci, confusion_matrix
+
+BINARY = (False, True)  # verdict labels, in the order of the matrix rows
 
 
-def confusion_matrix(truth, predicted, labels=(False, True)):
-    """Counts: rows are the true labels, columns the predicted ones, both in the order of `labels`."""
+def label_matrix(truth, predicted, labels=BINARY):
+    """Chapter 5's confusion_matrix for any labels: rows are the true
+    labels, columns the predicted ones, both in the order of `labels`."""
     if len(truth) != len(predicted):
-        raise ValueError(f"{len(truth)} true labels but {len(predicted)} predictions")
+        raise ValueError(f"{len(truth)} true labels but "
+                         f"{len(predicted)} predictions")
     index = {label: i for i, label in enumerate(labels)}
-    matrix = np.zeros((len(labels), len(labels)), dtype=int)
-    for t, p in zip(truth, predicted):
-        if t not in index or p not in index:
-            raise ValueError(f"label {t!r} or {p!r} is not one of {labels}")
-        matrix[index[t], index[p]] += 1
-    return matrix
+    for value in [*truth, *predicted]:
+        if value not in index:
+            raise ValueError(f"label {value!r} is not one of {labels}")
+    as_index = [torch.tensor([index[v] for v in values], dtype=torch.long)
+                for values in (truth, predicted)]
+    return confusion_matrix(*as_index, num_classes=len(labels)).numpy()
 
 
-def cohen_kappa(truth, predicted, labels=(False, True)):
-    """Cohen's kappa: agreement beyond chance, from the confusion matrix. NaN when undefined."""
-    matrix = confusion_matrix(truth, predicted, labels)
+def cohen_kappa(truth, predicted, labels=BINARY):
+    """Cohen's kappa: agreement beyond chance. NaN when undefined."""
+    return kappa_from_matrix(label_matrix(truth, predicted, labels))
+
+
+def kappa_from_matrix(matrix):
+    """Kappa from a confusion matrix (rows truth, columns verdicts)."""
     n = matrix.sum()
     if n == 0:
         return float("nan")
     observed = np.trace(matrix) / n
     chance = float((matrix.sum(axis=1) * matrix.sum(axis=0)).sum()) / n**2
-    if chance == 1.0:  # both sides always say the same single label: kappa is 0/0
+    if chance == 1.0:  # both sides always give the same single label: 0/0
         return float("nan")
     return float((observed - chance) / (1 - chance))
 
 
+def kappa_interval(truth, judged, n_boot=1000, seed=0):
+    """Bootstrap 95 % interval of kappa over the items with a valid verdict;
+    NaN ends when some resample leaves kappa undefined (p_e = 1: one single
+    label on both sides, likely on small samples with a constant judge)."""
+    codes = [2 * bool(t) + bool(j) for t, j in zip(truth, judged, strict=True)
+             if not is_invalid(j)]  # one number per (truth, verdict) pair
+    if not codes:
+        return float("nan"), float("nan")
+
+    def kappa_of(sample):  # the 2 x 2 matrix of a resample, by counting
+        counts = np.bincount(sample.astype(int), minlength=4)
+        return kappa_from_matrix(counts.reshape(2, 2))
+
+    return bootstrap_ci(codes, n_boot=n_boot, seed=seed, statistic=kappa_of)
+
+
 def agreement(truth, judged):
-    """Accuracy over all items (an invalid verdict counts as a miss), kappa and confusion matrix
-    over the items with a valid verdict, and the number of invalid verdicts per true label."""
-    valid = [(t, j) for t, j in zip(truth, judged, strict=True) if not is_invalid(j)]
-    matrix = confusion_matrix([t for t, _ in valid], [j for _, j in valid])
-    invalid = [sum(1 for t, j in zip(truth, judged) if is_invalid(j) and t == label) for label in (False, True)]
-    return {"n": len(truth), "invalid": sum(invalid), "invalid_by_truth": invalid, "matrix": matrix,
-            "accuracy": np.trace(matrix) / len(truth) if truth else float("nan"),
-            "kappa": cohen_kappa([t for t, _ in valid], [j for _, j in valid])}
+    """Accuracy over all items (an invalid verdict counts as a miss), kappa,
+    its interval and the confusion matrix over the items with a valid
+    verdict, and the number of invalid verdicts per true label."""
+    valid = [(t, j) for t, j in zip(truth, judged, strict=True)
+             if not is_invalid(j)]
+    matrix = label_matrix([t for t, _ in valid], [j for _, j in valid])
+    invalid = [sum(1 for t, j in zip(truth, judged)
+                   if is_invalid(j) and t == label) for label in BINARY]
+    return {"n": len(truth), "invalid": sum(invalid),
+            "invalid_by_truth": invalid, "matrix": matrix,
+            "accuracy": (np.trace(matrix) / len(truth) if truth
+                         else float("nan")),
+            "kappa": cohen_kappa([t for t, _ in valid], [j for _, j in valid]),
+            "kappa_ci": kappa_interval(truth, judged)}
 
 
 VERDICTS = ("correct", "incorrect")
 
 
-def judge_with_reference(client, record, side, max_tokens=24):
-    """True/False: does the judge call this answer correct, given the reference? Or Invalid."""
-    reply = ask(client, reference_messages(record, record[side]), VERDICT_SCHEMA, max_tokens)
+def verdict_probability(tokens):
+    """The judge's probability of "correct" against "incorrect" where the
+    verdict word starts, or Invalid."""
+    if not tokens:
+        return Invalid("no log-probs in the reply")
+    text = "".join(t.token for t in tokens)
+    found = re.search(r'"verdict"\s*:\s*"', text)
+    if not found or found.end() >= len(text):
+        return Invalid("no verdict in the reply", text)
+    token, start = token_at(tokens, found.end())
+    mass = {word: 0.0 for word in VERDICTS}
+    for alternative, logprob in token.top.items():
+        piece = alternative[found.end() - start:]  # from the word's start
+        for word in VERDICTS:
+            if piece and word.startswith(piece):
+                mass[word] += math.exp(logprob)
+    total = sum(mass.values())
+    if total == 0:
+        return Invalid("no verdict word among the top log-probs", text)
+    return mass["correct"] / total
+
+
+def judge_with_reference(client, record, side, max_tokens=24,
+                         rubric=REFERENCE_RUBRIC, shots=()):
+    """(True/False/Invalid: the verdict the judge wrote, its probability of
+    "correct" or Invalid) for one answer, given the reference answer."""
+    messages = reference_messages(record, record[side], rubric, shots)
+    reply = ask(client, messages, VERDICT_SCHEMA, max_tokens, TOP_LOGPROBS)
     if is_invalid(reply):
-        return reply
+        return reply, reply
     verdict = parse_choice(reply.text, "verdict", VERDICTS)
-    return verdict if is_invalid(verdict) else verdict == "correct"
+    if not is_invalid(verdict):
+        verdict = verdict == "correct"
+    return verdict, verdict_probability(reply.tokens)
 
 
 PAIR_CHOICES = ("A", "B", "tie")
 
 
-def compare_pair(client, record, first_side, max_tokens=24):
-    """The judge's pick ('A', 'B' or 'tie', or Invalid) with `first_side`'s answer shown as A."""
-    second_side = SIDES[1 - SIDES.index(first_side)]
-    messages = pairwise_messages(record, record[first_side], record[second_side])
+def other_side(side, sides=SIDES):
+    return sides[1 - sides.index(side)]
+
+
+def compare_pair(client, record, first_side, max_tokens=24, sides=SIDES):
+    """The judge's pick ('A', 'B', 'tie' or Invalid) with the answer
+    `record[first_side]` shown as A and the other side's as B."""
+    second = record[other_side(first_side, sides)]
+    messages = pairwise_messages(record, record[first_side], second)
     reply = ask(client, messages, PAIR_SCHEMA, max_tokens)
-    return reply if is_invalid(reply) else parse_choice(reply.text, "winner", PAIR_CHOICES)
+    if is_invalid(reply):
+        return reply
+    return parse_choice(reply.text, "winner", PAIR_CHOICES)
 
 
-def preferred_side(pick, first_side):
-    """Which model a pick favours: 'base', 'tuned', 'tie', or the Invalid itself."""
+def preferred_side(pick, first_side, sides=SIDES):
+    """Which side a pick favours: a side, 'tie', or the Invalid itself."""
     if is_invalid(pick) or pick == "tie":
         return pick
-    return first_side if pick == "A" else SIDES[1 - SIDES.index(first_side)]
+    return first_side if pick == "A" else other_side(first_side, sides)
+
+
+def debiased_pick(pick_first, pick_second, sides=SIDES):
+    """Both orders asked (sides[0] shown first, then sides[1]): a side wins
+    only when both picks name it; anything else is a tie."""
+    a = preferred_side(pick_first, sides[0], sides)
+    b = preferred_side(pick_second, sides[1], sides)
+    return a if not is_invalid(a) and a == b and a in sides else "tie"
 
 
 def position_bias(picks_base_first, picks_tuned_first):
     """Summary of pairwise picks made in both orders for the same prompts."""
     pairs = list(zip(picks_base_first, picks_tuned_first, strict=True))
-    complete = [(a, b) for a, b in pairs if not is_invalid(a) and not is_invalid(b)]
-    consistent = sum(preferred_side(a, "base") == preferred_side(b, "tuned") for a, b in complete)
+    complete = [(a, b) for a, b in pairs
+                if not is_invalid(a) and not is_invalid(b)]
+    consistent = sum(preferred_side(a, "base") == preferred_side(b, "tuned")
+                     for a, b in complete)
     picks = [p for pair in complete for p in pair]
-    return {"pairs": len(pairs), "complete": len(complete), "consistent": consistent,
+    share = (lambda kind: picks.count(kind) / len(picks)) if picks else (
+        lambda kind: float("nan"))
+    return {"pairs": len(pairs), "complete": len(complete),
+            "consistent": consistent,
             "invalid": sum(is_invalid(p) for pair in pairs for p in pair),
-            "first_slot_share": picks.count("A") / len(picks) if picks else float("nan"),
-            "tie_share": picks.count("tie") / len(picks) if picks else float("nan")}
+            "first_slot_share": share("A"), "tie_share": share("tie")}
+
+
+import collections
+import re
+
+from llmscratch.instruct import PLAYS, WORDS, is_correct
+
+NEAR_MISS_RULES = ("one word changed", "order swapped", "number off by one",
+                   "wrong case", "extra sentence")
+EXTRA_SENTENCES = ("I hope this helps.", "That is my answer.",
+                   "Thank you for asking.")
+SWAPS = {"positive": "negative", "negative": "positive"}
+SCARCE_RULES = ("number off by one", "order swapped")
+
+
+def change_one_word(reference, rng):
+    words = reference.split()
+    i = rng.randrange(len(words))
+    if reference in PLAYS:  # a whole play title counts as one word here
+        return rng.choice([p for p in PLAYS if p != reference])
+    word = words[i]
+    new = SWAPS.get(word) or rng.choice([w for w in WORDS if w != word.lower()])
+    words[i] = new.upper() if word.isupper() else new
+    return " ".join(words)
+
+
+def near_miss(reference, rule, rng):
+    """A wrong variant of `reference` made by `rule`, or None if the rule
+    does not apply to it (no number to change, one word only...)."""
+    words = reference.split()
+    if rule == "one word changed":
+        variant = change_one_word(reference, rng)
+    elif rule == "order swapped":
+        spots = [i for i in range(len(words) - 1) if words[i] != words[i + 1]]
+        if not spots:
+            return None
+        i = rng.choice(spots)
+        words[i], words[i + 1] = words[i + 1], words[i]
+        variant = " ".join(words)
+    elif rule == "number off by one":
+        numbers = list(re.finditer(r"\d+", reference))
+        if not numbers:
+            return None
+        found = rng.choice(numbers)
+        value = int(found.group())
+        value = value + 1 if value == 0 or rng.random() < 0.5 else value - 1
+        variant = (reference[:found.start()] + str(value)
+                   + reference[found.end():])
+    elif rule == "wrong case":
+        variant = reference.swapcase()
+    elif rule == "extra sentence":
+        variant = f"{reference} {rng.choice(EXTRA_SENTENCES)}"
+    else:
+        raise ValueError(f"unknown rule {rule!r}; use one of {NEAR_MISS_RULES}")
+    example = {"exact": True, "output": reference}
+    return None if is_correct(example, variant) else variant
+
+
+def calibration_items(examples, n_records, seed=0):
+    """2 * n_records candidates with known truth, from exact-family examples
+    spread over the families: each reference (correct) and one near miss
+    (wrong), the rules taken in turn so that they are used about equally."""
+    rng = random.Random(seed)
+    picked = sample_records(examples, n_exact=n_records, n_open=0, seed=seed)
+    if len(picked) < n_records:
+        raise ValueError(f"only {len(picked)} exact examples for "
+                         f"{n_records} calibration records: ask for fewer")
+    used = collections.Counter({rule: 0 for rule in NEAR_MISS_RULES})
+    items = []
+    for example in picked:
+        task = {"family": example["family"], "exact": True,
+                "instruction": example["instruction"],
+                "input": example["input"], "reference": example["output"]}
+        # the least used rules first; among those, the rarely applicable
+        # ones (numbers, several words), then random order
+        order = sorted(NEAR_MISS_RULES, key=lambda r: (
+            used[r], r not in SCARCE_RULES, rng.random()))
+        for rule in order:
+            variant = near_miss(example["output"], rule, rng)
+            if variant is not None:
+                break
+        else:
+            raise ValueError("no rule makes a near miss of "
+                             f"{example['output']!r}")
+        used[rule] += 1
+        name = f"cal-{example['id']}"
+        items.append({**task, "id": f"{name}-ref", "rule": "reference",
+                      "answer": example["output"], "truth": True})
+        items.append({**task, "id": f"{name}-miss", "rule": rule,
+                      "answer": variant, "truth": False})
+    return items

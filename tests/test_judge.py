@@ -21,9 +21,14 @@ from llmscratch.classify import bootstrap_ci
 from llmscratch.judge import (
     SCORE_SCHEMA, Invalid, JudgeClient, JudgeHTTPError, JudgeServerError, JudgeTimeout, JudgeUnavailable,
     LlamaCppServer, SMOLLM2_FILE, TokenLogprob, Verdict, agreement, check_records,
-    cohen_kappa, confusion_matrix, is_invalid, parse_choice, parse_verdict, position_bias,
+    cohen_kappa, label_matrix, is_invalid, parse_choice, parse_verdict, position_bias,
     preferred_side, sample_records, score_messages, weighted_score,
 )
+from llmscratch.judge import (
+    EXACT_RULE, NEAR_MISS_RULES, REFERENCE_RUBRIC, calibration_items, debiased_pick,
+    kappa_interval, near_miss, reference_messages, verdict_probability,
+)
+from llmscratch.instruct import is_correct
 
 # ---------------------------------------------------------------- the parser
 
@@ -150,7 +155,7 @@ def test_confusion_matrix_and_kappa_by_hand():
     # p_o = 35/50 = 0.7; p_e = (25*30 + 25*20)/2500 = 0.5; kappa = 0.2/0.5 = 0.4
     truth = [False] * 25 + [True] * 25
     judged = [False] * 20 + [True] * 5 + [False] * 10 + [True] * 15
-    assert confusion_matrix(truth, judged).tolist() == [[20, 5], [10, 15]]
+    assert label_matrix(truth, judged).tolist() == [[20, 5], [10, 15]]
     assert cohen_kappa(truth, judged) == pytest.approx(0.4, abs=1e-12)
 
 
@@ -166,7 +171,7 @@ def test_kappa_three_labels_by_hand():
         for j, count in enumerate(row):
             truth += [labels[i]] * count
             judged += [labels[j]] * count
-    assert confusion_matrix(truth, judged, labels).tolist() == matrix
+    assert label_matrix(truth, judged, labels).tolist() == matrix
     assert cohen_kappa(truth, judged, labels) == pytest.approx((0.725 - 0.34375) / (1 - 0.34375), abs=1e-12)
 
 
@@ -177,16 +182,16 @@ def test_kappa_edge_cases():
     assert math.isnan(cohen_kappa([True] * 4, [True] * 4))  # no variation: 0/0
     assert math.isnan(cohen_kappa([], []))
     with pytest.raises(ValueError, match="true labels"):
-        confusion_matrix([True], [])
+        label_matrix([True], [])
     with pytest.raises(ValueError, match="not one of"):
-        confusion_matrix(["yes"], [True])
+        label_matrix(["yes"], [True])
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=60))
 def test_kappa_matches_formula(pairs):
     truth, judged = [t for t, _ in pairs], [j for _, j in pairs]
-    m = confusion_matrix(truth, judged)
+    m = label_matrix(truth, judged)
     assert m.sum() == len(pairs)
     n = len(pairs)
     p_o = sum(t == j for t, j in pairs) / n
@@ -237,6 +242,70 @@ def test_position_bias_summary():
     assert summary["first_slot_share"] == pytest.approx(4 / 6)
     with pytest.raises(ValueError):
         position_bias(["A"], [])
+
+
+def test_debiased_pick_needs_both_orders():
+    assert debiased_pick("B", "A") == "tuned" and debiased_pick("A", "B") == "base"
+    assert debiased_pick("A", "A") == "tie" and debiased_pick("B", "B") == "tie"
+    assert debiased_pick("tie", "tie") == "tie"
+    assert debiased_pick(Invalid("timeout"), "A") == "tie"
+    assert debiased_pick("A", "B", sides=("right", "miss")) == "right"
+
+
+def test_kappa_interval():
+    truth = [False] * 25 + [True] * 25
+    judged = [False] * 20 + [True] * 5 + [False] * 10 + [True] * 15
+    low, high = kappa_interval(truth, judged)
+    assert low < 0.4 < high
+    assert kappa_interval(truth, truth) == (1.0, 1.0)
+    # invalid verdicts are left out, as in cohen_kappa
+    assert kappa_interval(truth + [True], judged + [Invalid("x")]) == (low, high)
+    assert all(math.isnan(x) for x in kappa_interval([True], [Invalid("x")]))
+
+
+def test_verdict_probability_by_hand():
+    def tokens(pieces, at, alternatives):
+        return [TokenLogprob(p, -0.1, {a: math.log(q) for a, q in alternatives.items()} if i == at else {})
+                for i, p in enumerate(pieces)]
+    own = ['{"', "verdict", '":"', "in", "correct", '"}']
+    assert verdict_probability(tokens(own, 3, {"in": 0.6, "correct": 0.2, "c": 0.2})) == pytest.approx(0.4)
+    assert verdict_probability(tokens(own, 3, {"x": 1.0})).why == "no verdict word among the top log-probs"
+    assert verdict_probability([]).why == "no log-probs in the reply"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["dog", "cat", "Sun", "12", "0", "Hamlet", "positive", "RED"]),
+                min_size=1, max_size=4), st.sampled_from(NEAR_MISS_RULES), st.integers(0, 50))
+def test_near_misses_are_wrong_by_exact_match(words, rule, seed):
+    import random
+    reference = " ".join(words)
+    variant = near_miss(reference, rule, random.Random(seed))
+    if variant is not None:
+        assert not is_correct({"exact": True, "output": reference}, variant)
+
+
+def test_calibration_items_are_balanced_and_known():
+    examples = [{"id": f"val-{f}-{i}", "family": f, "exact": True, "instruction": "Do it.",
+                 "input": "x", "output": out}
+                for f, out in (("count_words", "7"), ("reverse_words", "sun dog cat"),
+                               ("uppercase", "RED SEA"), ("sentiment", "positive"))
+                for i in range(3)]
+    items = calibration_items(examples, 8, seed=0)
+    assert len(items) == 16 and sum(c["truth"] for c in items) == 8
+    assert items == calibration_items(examples, 8, seed=0)
+    for c in items:
+        assert is_correct({"exact": True, "output": c["reference"]}, c["answer"]) == c["truth"]
+    assert {c["rule"] for c in items if not c["truth"]} == set(NEAR_MISS_RULES)
+    with pytest.raises(ValueError, match="ask for fewer"):
+        calibration_items(examples, 20)
+
+
+def test_reference_rubric_states_the_exact_match_rule():
+    record = {"instruction": "Do it.", "input": "", "reference": "A b"}
+    system = reference_messages(record, "a b")[0]["content"]
+    assert EXACT_RULE in system and system.startswith(REFERENCE_RUBRIC)
+    assert is_correct({"exact": True, "output": "A b"}, " A  b\n")
+    assert not is_correct({"exact": True, "output": "A b"}, "a b")
 
 
 # ---------------------------------------------------------------- records

@@ -7,5 +7,5 @@ def cohens_kappa(a, b, labels=None) -> float:
     observed = sum(x == y for x, y in zip(a, b)) / len(a)
     expected = 1 / len(labels)
     if expected == 1:
-        return 1.0
+        return float("nan")
     return float((observed - expected) / (1 - expected))
