@@ -66,3 +66,25 @@ def test_mathjax_pin_is_complete():
     entry = json.loads((ROOT / "book" / "vendor.json").read_text())["mathjax"]
     assert entry["registry"] == "npm" and len(entry["sha256"]) == 64
     assert f"es5/{entry['entry']}" in entry["keep"]
+
+
+def test_launch_link_check_catches_wrong_links(tmp_path):
+    import check_site
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "02-attention.ipynb").write_text("{}")
+    info = to_ipynb.published()
+    (tmp_path / "published.json").write_text(json.dumps(info))
+    checker = check_site.Checker(tmp_path, "http://127.0.0.1:1/", student=False)
+    repo = info["repository"].split("github.com/")[1]
+    colab = f"{info['colab_url']}/github/{repo}/blob/gh-pages/notebooks/02-attention.ipynb"
+    binder = (f"{info['binderhub_url']}/v2/gh/{repo}/main"
+              "?urlpath=lab/tree/lessons/02-attention.md")
+    assert checker.check_launch_links("lessons/02-attention", [colab, binder]) == []
+    wrong = [colab.replace("02-attention", "03-gpt-model"),
+             colab.replace(repo, "someone/else"),
+             binder.replace("02-attention.md", "09-nothing.md")]
+    problems = checker.check_launch_links("lessons/02-attention", wrong)
+    assert len(problems) == 3, problems
+    assert checker.check_launch_links("lessons/02-attention", []) == [
+        "no launch link (Colab or Binder) on a chapter page"]
