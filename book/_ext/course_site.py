@@ -3,8 +3,11 @@
 What it adds to Jupyter Book:
 
 * notebooks/: an .ipynb of every chapter in the table of contents, written into the built
-  site at each build (Colab cannot open MyST .md files). Each chapter page gets a "Run this
-  chapter" box, and the theme's .ipynb download and Colab buttons point at these files.
+  site at each build (Colab cannot open MyST .md files), opening with the set-up cell of
+  tools/to_ipynb.py (a no-op in a clone; elsewhere it installs the package and its data). Each
+  chapter page gets a "Run this chapter" box, and the theme's .ipynb download and Colab buttons
+  point at these files. published.json records the addresses the links were made from
+  (_config.yml), for tools/check_site.py to verify every launch link.
 * `{course-chapters}`: the landing page's chapter table. A chapter's time is the wall time
   myst-nb measured when it executed the notebook for this build (or for the cached result);
   nothing is typed in by hand. The same numbers are saved as chapter-times.json.
