@@ -2,6 +2,7 @@
 .github/workflows/pages.yml publishes it.
 
     python tools/publish.py readme [--check]   # rewrite (or check) the README's badge block
+    python tools/publish.py wheel OUTDIR       # the package's wheel, built from a clean copy
     python tools/publish.py assemble           # _build/html + student/ + dist/ (the wheel)
 
 The addresses come from _config.yml through tools/to_ipynb.py's `published()`.
@@ -12,6 +13,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +58,25 @@ def readme(check: bool) -> None:
         print("README.md: badge block rewritten from _config.yml")
 
 
+def build_wheel(out: Path) -> Path:
+    """The wheel of the package, built from a copy of exactly the files it is made of (setuptools
+    would otherwise reuse a stale build/ folder in the clone)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("pyproject.toml", "requirements.txt"):
+            shutil.copy(ROOT / name, Path(tmp) / name)
+        shutil.copytree(ROOT / "llmscratch", Path(tmp) / "llmscratch",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                        "--quiet", "-w", str(out), tmp], check=True)
+    version = published()["version"]
+    wheel = out / f"llmscratch-{version}-py3-none-any.whl"
+    if not wheel.is_file():
+        raise SystemExit(f"building the wheel did not make {wheel}")
+    print(f"built {wheel}")
+    return wheel
+
+
 def assemble() -> None:
     """Student edition under student/, the package wheel under dist/, as pages.yml publishes."""
     site = ROOT / "_build" / "html"
@@ -66,11 +87,10 @@ def assemble() -> None:
     shutil.rmtree(site / "student", ignore_errors=True)
     shutil.copytree(student, site / "student")
     shutil.rmtree(site / "dist", ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "--quiet", "-w", str(site / "dist"), str(ROOT)], check=True)
-    wheel = site / published()["wheel"].removeprefix(published()["site_url"])
-    if not wheel.is_file():
-        raise SystemExit(f"the wheel the notebooks install, {wheel}, was not built")
+    wheel = build_wheel(site / "dist")
+    info = published()
+    if wheel != site / info["wheel"].removeprefix(info["site_url"]):
+        raise SystemExit(f"the notebooks install {info['wheel']}, but the site has {wheel}")
     (site / ".nojekyll").touch()  # serve _static/ and friends as they are
     size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
     print(f"site assembled in {site}: {size / 1e6:.0f} MB with student/ and {wheel.name}")
@@ -81,9 +101,15 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("readme").add_argument("--check", action="store_true")
+    sub.add_parser("wheel").add_argument("out", type=Path)
     sub.add_parser("assemble")
     args = parser.parse_args()
-    readme(args.check) if args.command == "readme" else assemble()
+    if args.command == "readme":
+        readme(args.check)
+    elif args.command == "wheel":
+        build_wheel(args.out)
+    else:
+        assemble()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ CHAPTERS=("$@")
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/llmscratch-wheel.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 SECONDS=0
-$PY -m pip wheel --no-deps --no-build-isolation --quiet -w "$WORK/dist" .
+$PY tools/publish.py wheel "$WORK/dist"
 WHEEL=$(ls "$WORK"/dist/llmscratch-*.whl)
 $PYTHON -m venv "$WORK/venv"
 # only what runs the test: the course package itself comes from the set-up cell
