@@ -171,9 +171,12 @@ def fetch_all(names: list[str] | None = None) -> None:
     if unknown:
         raise FetchError(f"unknown asset(s) {unknown}; known: {sorted(course.MANIFEST)}")
     print(f"course data into {course.DATA}", flush=True)
-    bar = course.progress(names, desc="assets", unit="asset", mininterval=0.5)
-    for name in bar:
-        fetch(name, say=bar.write)
+    said: list[str] = []
+    with course.progress(names, desc="assets", unit="asset", mininterval=0.5) as bar:
+        for name in bar:
+            bar.set_postfix_str(name, refresh=False)
+            fetch(name, say=said.append)
+    print("\n".join(said))
     if "gpt2-ranks" in names:
         seed_tiktoken()
 
