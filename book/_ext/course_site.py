@@ -29,6 +29,7 @@ What it adds to Jupyter Book:
 from __future__ import annotations
 
 import datetime
+import functools
 import html
 import importlib.util
 import json
@@ -105,7 +106,8 @@ def colab_url(config, docname: str) -> str | None:
         return None
     site_dir = "student/" if is_student(config) else ""
     path = f"{site_dir}{notebook_file(docname)}"
-    return f"{base}/github/{parts[0]}/{parts[1]}/blob/{config.course_pages_branch}/{path}"
+    branch = published(config)["pages_branch"]
+    return f"{base}/github/{parts[0]}/{parts[1]}/blob/{branch}/{path}"
 
 
 def binder_url(config, docname: str) -> str | None:
@@ -455,6 +457,7 @@ def rewire_header_buttons(app, pagename, templatename, context, doctree):
             group["buttons"] = kept
 
 
+@functools.lru_cache(maxsize=None)
 def load_to_ipynb():
     spec = importlib.util.spec_from_file_location("to_ipynb", ROOT / "tools" / "to_ipynb.py")
     to_ipynb = importlib.util.module_from_spec(spec)
@@ -565,7 +568,6 @@ def add_static(app):
 
 def setup(app):
     app.add_config_value("course_edition", os.environ.get("COURSE_EDITION", "full"), "env")
-    app.add_config_value("course_pages_branch", "gh-pages", "html")
     app.add_node(chapters_placeholder)
     app.add_directive("course-chapters", ChaptersDirective)
     app.add_directive("course-assets", AssetsDirective)
