@@ -18,7 +18,7 @@ STUDENT_DIR := _build/student
 JB_BUILD    := $(VENV)/bin/jupyter-book build --warningiserror --keep-going
 
 .PHONY: help venv fetch export check-export check-prose notebooks test book book-student check-site \
-	check-site-student lab pretrain clean
+	check-site-student lab pretrain clean lint-workflows readme check-readme wheel-test site
 
 help:
 	@echo "make book      build the course site into _build/html (executes every lesson)"
@@ -27,15 +27,18 @@ help:
 	@echo "make test      export check, prose check, every lesson and lab under nbval, and tests/"
 	@echo "make lab       open the lessons as notebooks in JupyterLab"
 	@echo "make fetch     fetch and verify the offline assets into data/"
+	@echo "make wheel-test    the package's wheel in a fresh environment outside the clone runs chapters 2 and 3"
+	@echo "make site      the site as it is published: student/ edition and the wheel (dist/) inside _build/html"
+	@echo "make readme    rewrite the README's badges and links from _config.yml's addresses"
 	@echo "make export    regenerate llmscratch/ from the lessons' export cells"
 	@echo "make pretrain  full-profile chapter 4 run that produces checkpoints/"
 	@echo "make pretrain NPROC=N  the same run, data-parallel on N processes (torchrun)"
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-test.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
@@ -58,9 +61,25 @@ notebooks: $(STAMP)
 	rm -rf $(NBDIR)
 	$(PY) tools/to_ipynb.py $(NBDIR) $(wildcard lessons/[0-9]*.md) $(wildcard labs/lab*.md)
 
-test: fetch check-export check-prose notebooks
+# The GitHub workflows (.github/workflows/), checked by actionlint (pinned in requirements-test.txt).
+lint-workflows: $(STAMP)
+	$(VENV)/bin/actionlint .github/workflows/ci.yml .github/workflows/pages.yml
+
+# The README's badges and links come from the addresses in _config.yml.
+readme: $(STAMP)
+	$(PY) tools/publish.py readme
+
+check-readme: $(STAMP)
+	$(PY) tools/publish.py readme --check
+
+test: fetch check-export check-prose check-readme lint-workflows notebooks
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 		$(NBDIR) tests $(PYTEST_FLAGS)
+
+# The package on its own: its wheel, installed by a chapter notebook's set-up cell into a fresh
+# environment outside the clone, runs chapters 2 and 3 from a temporary folder under nbval.
+wheel-test: $(STAMP)
+	PY=$(PY) PYTHON=$(PYTHON) tools/wheel_test.sh
 
 book: fetch check-export
 	$(JB_BUILD) .
@@ -71,6 +90,10 @@ book: fetch check-export
 book-student: fetch check-export
 	COURSE_EDITION=student $(JB_BUILD) --path-output $(STUDENT_DIR) .
 	@echo "student site: $(STUDENT_DIR)/_build/html/index.html"
+
+# The site as .github/workflows/pages.yml publishes it (after both editions are built and checked).
+site: $(STAMP)
+	$(PY) tools/publish.py assemble
 
 # The browser check has its own small environment (Playwright); it drives Debian's Chromium.
 $(SITE_STAMP): requirements-site.txt

@@ -13,13 +13,28 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("LLMS_DATA", ROOT / "data"))
+# In a clone of the course the package sits beside lessons/; installed from a wheel it does not.
+IN_CHECKOUT = (ROOT / "lessons").is_dir() and (ROOT / "pyproject.toml").is_file()
+
+
+def _default_data() -> Path:
+    """data/ of the clone; elsewhere data/ in the working folder, or the user's cache when the
+    working folder is read-only. LLMS_DATA overrides both."""
+    if IN_CHECKOUT:
+        return ROOT / "data"
+    here = Path.cwd() / "data"
+    writable = os.access(here if here.exists() else Path.cwd(), os.W_OK)
+    return here if writable else Path.home() / ".cache" / "llmscratch" / "data"
+
+
+DATA = Path(os.environ.get("LLMS_DATA") or _default_data())
 CHECKPOINTS = ROOT / "checkpoints"
 MANIFEST = json.loads((Path(__file__).with_name("assets.json")).read_text())
-FETCH_HINT = "run `make fetch` (or `python tools/fetch.py`) from the repository root"
+FETCH_HINT = ("run `make fetch` from the repository root" if IN_CHECKOUT
+              else "run `python -m llmscratch.fetch`")
 
 # tiktoken looks for its rank files in this folder before it tries the internet;
-# tools/fetch.py seeds it from the GPT-2 ranks shipped inside openai-whisper.
+# llmscratch/fetch.py seeds it from the GPT-2 ranks shipped inside openai-whisper.
 TIKTOKEN_CACHE = DATA / "tiktoken-cache"
 if not os.environ.get("TIKTOKEN_CACHE_DIR"):
     os.environ["TIKTOKEN_CACHE_DIR"] = str(TIKTOKEN_CACHE)

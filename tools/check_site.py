@@ -19,15 +19,23 @@ site's navigation links to). For each page:
 * every link inside the site points at a file that exists and, if it has an #anchor, at an
   element with that id;
 * a chapter links to its notebook (notebooks/NN-name.ipynb, which must be a valid notebook)
-  and, in the student edition (--student), shows no solution and its notebook holds none.
+  and, in the student edition (--student), shows no solution and its notebook holds none;
+* every launch link on a chapter page (Colab, Binder) uses the repository the site was built
+  for (published.json, written from _config.yml) and opens a notebook that exists in this
+  build (Binder opens the chapter's MyST source, which must exist in the repository, and the
+  same chapter's notebook must be in the build);
+* every equation on the page has been typeset by MathJax, without a MathJax error, by the
+  MathJax the site serves itself.
 
-Then the site's search must return at least one result for "attention", and the first chapter
+At least one chapter must show a typeset equation of non-zero size. Any request that leaves the
+local server (a CDN, a font service, anything) is blocked and fails the check: the site must
+work offline. Then the site's search must return at least one result for "attention", and the
+first chapter
 is opened again in the theme's dark mode: its figures must sit on an opaque white card, code and
 tables must keep readable contrast, and its screenshot is saved as <chapter>__dark.png. A
 full-page screenshot of every page goes to DIR (default: screenshots/ next to SITE, so
 _build/screenshots). Each failure names the page and the element. Links
-to other websites are counted but not followed: the check runs offline, and every request that
-leaves the local server is blocked.
+to other websites are counted but not followed.
 
 Prints one line a check and a closing "N passed, M failed" line; exits 1 when a check fails and
 2 when Chromium or Playwright is missing (saying how to get them).
@@ -113,7 +121,12 @@ async () => {
     if (box.width === 0 || box.height === 0) continue;
     const style = getComputedStyle(el);
     const scrolls = ['auto', 'scroll', 'hidden'].includes(style.overflowX);
-    if (scrolls && el.scrollWidth > el.clientWidth + 2) {
+    // MathJax's glyphs overhang their own box by a few px (italics, subscripts), which the
+    // theme's overflow:hidden inline math counts as scroll width: only a typeset formula whose
+    // box is wider than its span is really cut off.
+    const formula = el.matches('span.math') && el.querySelector('mjx-container');
+    const fits = formula && formula.getBoundingClientRect().width <= el.clientWidth + 2;
+    if (scrolls && el.scrollWidth > el.clientWidth + 2 && !fits) {
       wide.push(`${describe(el)} needs horizontal scrolling: content ${el.scrollWidth} px in ${el.clientWidth} px`);
     } else if (box.right > right + 2 && !el.parentElement.closest('pre')) {
       wide.push(`${describe(el)} sticks out of the text column by ${Math.round(box.right - right)} px`);
@@ -180,10 +193,29 @@ def _missing(message: str):
     sys.exit(2)
 
 
+# After the page has loaded: wait for MathJax's first typesetting, then count the equations
+# Sphinx wrote (.math) and those MathJax turned into an <mjx-container>.
+MATH_JS = """async () => {
+  const maths = [...document.querySelectorAll('.bd-article .math')];
+  const script = [...document.scripts].map(s => s.src).find(s => /mathjax/i.test(s)) || null;
+  const mj = window.MathJax;
+  if (maths.length && mj && mj.startup && mj.startup.promise) {
+    await Promise.race([mj.startup.promise, new Promise(r => setTimeout(r, 15000))]);
+  }
+  const done = maths.map(m => m.querySelector('mjx-container')).filter(Boolean);
+  return {total: maths.length, rendered: done.length, script,
+          version: (mj && mj.version) || null,
+          errors: document.querySelectorAll('mjx-merror').length,
+          widest: Math.max(0, ...done.map(c => c.getBoundingClientRect().width))};
+}"""
+
+
 class Checker:
     def __init__(self, site: Path, base: str, student: bool):
         self.site, self.base, self.student = site, base, student
         self.ids: dict[Path, set[str]] = {}
+        published = site / "published.json"
+        self.published = json.loads(published.read_text()) if published.is_file() else None
 
     def local_file(self, url: str) -> Path | None:
         """The file of the site a same-origin URL points at, or None for other origins."""
@@ -238,6 +270,43 @@ class Checker:
             problems.append(f"{name} still holds a solution")
         if not any("colab.research.google.com" in u and u.endswith(name) for u in links):
             problems.append(f"no Colab link to {name}")
+        return problems + self.check_launch_links(docname, links)
+
+    def check_launch_links(self, docname: str, links: list[str]) -> list[str]:
+        """Colab and Binder links: the configured repository, and a notebook this build has."""
+        if self.published is None:
+            return ["published.json is missing from the site: the site extension writes it"]
+        org_repo = self.published["repository"].rstrip("/").split("github.com/")[1]
+        colab = self.published["colab_url"].rstrip("/") + "/github/"
+        binder = self.published["binderhub_url"].rstrip("/") + "/v2/gh/"
+        problems, launches = [], 0
+        for url in sorted(set(links)):
+            parts = urllib.parse.urlsplit(url)
+            if url.startswith(colab):
+                launches += 1
+                # .../github/ORG/REPO/blob/BRANCH/path/in/the/published/site
+                rest = url[len(colab):].split("/")
+                where, branch, path = "/".join(rest[:2]), rest[3], "/".join(rest[4:])
+                if where != org_repo or rest[2] != "blob" or branch != self.published["pages_branch"]:
+                    problems.append(f"Colab link {url} does not open {org_repo}'s "
+                                    f"{self.published['pages_branch']} branch")
+                prefix = self.published["site_prefix"]
+                if not path.startswith(prefix) or not (self.site / path[len(prefix):]).is_file():
+                    problems.append(f"Colab link {url} opens {path}, which this build lacks")
+            elif url.startswith(binder):
+                launches += 1
+                # .../v2/gh/ORG/REPO/BRANCH?urlpath=lab/tree/lessons/NN-name.md
+                where = "/".join(url[len(binder):].split("?")[0].split("/")[:2])
+                target = urllib.parse.parse_qs(parts.query).get("urlpath", [""])[0]
+                source = target.removeprefix("lab/tree/")
+                if where != org_repo:
+                    problems.append(f"Binder link {url} does not build {org_repo}")
+                if source != f"{docname}.md" or not (ROOT / source).is_file():
+                    problems.append(f"Binder link {url} opens {source!r}, not this chapter's source")
+                if not (self.site / f"notebooks/{Path(docname).name}.ipynb").is_file():
+                    problems.append(f"Binder link {url}: the chapter's notebook is not in the build")
+        if not launches:
+            problems.append("no launch link (Colab or Binder) on a chapter page")
         return problems
 
 
@@ -251,8 +320,17 @@ def check_page(page, checker: Checker, docname: str, shots: Path) -> dict:
     response = page.goto(url, wait_until="load")
     if response is None or response.status != 200:
         return {"page": docname, "problems": [f"did not load (status {response and response.status})"]}
+    math = page.evaluate(MATH_JS)
     info = page.evaluate(INSPECT_JS)
     problems = list(errors)
+    if math["total"]:
+        if math["script"] is None or not math["script"].startswith(checker.base):
+            problems.append(f"MathJax is loaded from {math['script']!r}, not from the site itself")
+        if math["rendered"] < math["total"]:
+            problems.append(f"{math['total'] - math['rendered']} of {math['total']} equations were "
+                            "not typeset by MathJax")
+        if math["errors"]:
+            problems.append(f"{math['errors']} equation(s) show a MathJax error")
     chapter = LESSON.match(docname)
     if not info["h1"]:
         problems.append("no <h1> title")
@@ -297,6 +375,8 @@ def check_page(page, checker: Checker, docname: str, shots: Path) -> dict:
         "screenshot": str(shot), "seconds": round(time.perf_counter() - started, 1),
         "captions": [i["caption"] for i in info["images"] if i["caption"]],
         "largest_stream_lines": max(bar_lines, default=0),
+        "equations": math["rendered"], "widest_equation_px": round(math["widest"]),
+        "mathjax": math["version"],
         "nav": info["nav"],
     }
 
@@ -394,12 +474,16 @@ def main() -> None:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         blocked: set[str] = set()
+        off_site: dict[str, str] = {}  # URL -> the page that asked for it
 
         def offline(route):
             if route.request.url.startswith(base):
                 route.continue_()
             else:
                 blocked.add(urllib.parse.urlsplit(route.request.url).netloc)
+                frame = route.request.frame if route.request.resource_type == "document" else None
+                off_site.setdefault(route.request.url, frame.url if frame else
+                                    route.request.headers.get("referer", "?"))
                 route.abort()
 
         context.route("**/*", offline)
@@ -421,6 +505,12 @@ def main() -> None:
                     extra = target.relative_to(site).with_suffix("").as_posix()
                     if extra not in seen and extra not in queue:
                         queue.append(extra)
+        chapter_math = [r for r in results if LESSON.match(r["page"]) and r.get("equations")]
+        results.append({"page": "equations", "problems": [] if any(
+            r["widest_equation_px"] > 0 for r in chapter_math) else [
+            "no chapter shows an equation typeset by MathJax"],
+            "detail": [f"{r['page']}: {r['equations']} equation(s), MathJax {r['mathjax']}"
+                       for r in chapter_math][:3]})
         page = context.new_page()
         results.append(check_search(page, base))
         chapters = [d for d in pages if LESSON.match(d)]
@@ -429,6 +519,9 @@ def main() -> None:
             results.append(check_dark_mode(page, base, chapters[0], shots))
         else:
             results.append({"page": "dark mode", "problems": ["no chapter in the table of contents"]})
+        results.append({"page": "off-site requests", "detail": [], "problems": [
+            f"request to {url} (from {who.replace(base, '/')}): the site must not load anything "
+            "from another website" for url, who in sorted(off_site.items())]})
         browser.close()
     server.shutdown()
 
@@ -438,7 +531,8 @@ def main() -> None:
         detail = (f"{r.get('title', '')!r}: {r['figures']} figure(s), {r['images']} image(s), "
                   f"{r['internal_links']} internal / {r['external_links']} external links, "
                   f"largest stream output {r['largest_stream_lines']} lines"
-                  if "figures" in r else f"{len(r.get('results', []))} result(s): {r.get('results', [])[:3]}")
+                  if "figures" in r else "; ".join(r["detail"]) if "detail" in r
+                  else f"{len(r.get('results', []))} result(s): {r.get('results', [])[:3]}")
         print(f"{mark} {r['page']}  {detail}")
         for problem in r["problems"]:
             print(f"       - {problem}")

@@ -3,8 +3,11 @@
 What it adds to Jupyter Book:
 
 * notebooks/: an .ipynb of every chapter in the table of contents, written into the built
-  site at each build (Colab cannot open MyST .md files). Each chapter page gets a "Run this
-  chapter" box, and the theme's .ipynb download and Colab buttons point at these files.
+  site at each build (Colab cannot open MyST .md files), opening with the set-up cell of
+  tools/to_ipynb.py (a no-op in a clone; elsewhere it installs the package and its data). Each
+  chapter page gets a "Run this chapter" box, and the theme's .ipynb download and Colab buttons
+  point at these files. published.json records the addresses the links were made from
+  (_config.yml), for tools/check_site.py to verify every launch link.
 * `{course-chapters}`: the landing page's chapter table. A chapter's time is the wall time
   myst-nb measured when it executed the notebook for this build (or for the cached result);
   nothing is typed in by hand. The same numbers are saved as chapter-times.json.
@@ -16,6 +19,9 @@ What it adds to Jupyter Book:
   (Sphinx numbers figures per page unless the toctree is numbered, which would also number
   every heading a second time).
 * dark mode: figures sit on an opaque white card, undimmed (static/course.css).
+* MathJax from the site itself: the `mathjax` npm package pinned in book/vendor.json is fetched
+  with `npm pack`, checked against its SHA-256 and served from _static/mathjax/, so no page asks
+  another website for anything.
 * the student edition (environment variable COURSE_EDITION=student, `make book-student`):
   every exercise solution is removed from the pages and the notebooks, and no page sources
   (which hold the solutions) are copied into the site.
@@ -23,6 +29,7 @@ What it adds to Jupyter Book:
 from __future__ import annotations
 
 import datetime
+import functools
 import html
 import importlib.util
 import json
@@ -48,6 +55,8 @@ ROOT = Path(__file__).resolve().parents[2]
 STAGES_FILE = ROOT / "book" / "stages.yml"
 ASSETS_FILE = ROOT / "llmscratch" / "assets.json"
 CHECKPOINTS = ROOT / "checkpoints"
+VENDOR_FILE = ROOT / "book" / "vendor.json"
+VENDOR_DIR = ROOT / "_build" / ".vendor"  # kept between builds (and cached by CI)
 # A chapter's page; the report card (lessons/08-report-card) sorts after the chapters so that it
 # runs after them, but it is not a chapter: no run box, no notebook of its own.
 LESSON = re.compile(r"^lessons/(\d\d)-(?!report-card$)[\w-]+$")
@@ -97,7 +106,8 @@ def colab_url(config, docname: str) -> str | None:
         return None
     site_dir = "student/" if is_student(config) else ""
     path = f"{site_dir}{notebook_file(docname)}"
-    return f"{base}/github/{parts[0]}/{parts[1]}/blob/{config.course_pages_branch}/{path}"
+    branch = published(config)["pages_branch"]
+    return f"{base}/github/{parts[0]}/{parts[1]}/blob/{branch}/{path}"
 
 
 def binder_url(config, docname: str) -> str | None:
@@ -361,6 +371,22 @@ class RemoveSolutions(SphinxTransform):
             node.parent.remove(node)
 
 
+def publish_substitutions(app, config) -> None:
+    """{{ course_repository }}, {{ course_site }} and {{ course_clone }} for the pages' prose,
+    from the one place the addresses are written (_config.yml, via tools/to_ipynb.py)."""
+    info = load_to_ipynb().published()
+    folder = info["repository"].rsplit("/", 1)[1]
+    config.myst_substitutions = {
+        **config.myst_substitutions,
+        "course_repository": info["repository"],
+        "course_site": info["site_url"],
+        "course_version": info["version"],
+        "course_clone": (f"```bash\ngit clone {info['repository']}\ncd {folder}\nmake test"
+                         "      # first run: installs everything, then runs every chapter "
+                         "and test\n```"),
+    }
+
+
 def check_edition(app, config) -> None:
     if config.course_edition not in EDITIONS:
         raise ValueError(f"COURSE_EDITION={config.course_edition!r}: use one of {EDITIONS}")
@@ -431,11 +457,23 @@ def rewire_header_buttons(app, pagename, templatename, context, doctree):
             group["buttons"] = kept
 
 
-def write_notebooks(app) -> list[str]:
-    """notebooks/NN-name.ipynb for every chapter in the site, without outputs."""
+@functools.lru_cache(maxsize=None)
+def load_to_ipynb():
     spec = importlib.util.spec_from_file_location("to_ipynb", ROOT / "tools" / "to_ipynb.py")
     to_ipynb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(to_ipynb)
+    return to_ipynb
+
+
+def published(config) -> dict:
+    """The public addresses (tools/to_ipynb.py reads them from _config.yml) for this edition."""
+    return load_to_ipynb().published(student=is_student(config))
+
+
+def write_notebooks(app) -> list[str]:
+    """notebooks/NN-name.ipynb for every chapter in the site, without outputs, each opening
+    with the set-up cell that makes it run outside a clone (tools/to_ipynb.py)."""
+    to_ipynb = load_to_ipynb()
     import jupytext
 
     out = Path(app.outdir) / "notebooks"
@@ -444,28 +482,11 @@ def write_notebooks(app) -> list[str]:
     written = []
     for docname in lesson_docs(app.env).values():
         source = Path(app.env.doc2path(docname))
-        notebook = to_ipynb.convert(source, student=is_student(app.config))
+        notebook = to_ipynb.convert(source, student=is_student(app.config), setup=True)
         notebook.metadata.pop("jupytext", None)
-        notebook.cells.insert(0, jupytext.reads(preamble(app, docname), fmt="md").cells[0])
         jupytext.write(notebook, out / f"{source.stem}.ipynb", fmt="ipynb")
         written.append(notebook_file(docname))
     return written
-
-
-def preamble(app, docname: str) -> str:
-    repo = app.config.html_theme_options.get("repository_url", "")
-    edition = " (student edition: write your own solutions)" if is_student(app.config) else ""
-    return (
-        f"> **LLM from Scratch**{edition}. This notebook is generated from `{docname}.md` of the course "
-        f"repository ({repo}); the course site shows it with every output. It needs the course's "
-        "`llmscratch` package and offline data, so run it inside a clone of the repository after "
-        "`make fetch` (or simply `make lab`). In Colab, first run in a new cell:\n"
-        ">\n"
-        f"> `!git clone --depth 1 {repo} course && cd course && pip install -q -e . tiktoken && python tools/fetch.py`\n"
-        ">\n"
-        "> and then `%cd course`. Colab's preinstalled packages differ from the course's pins; if a "
-        "check fails there, `pip install -r requirements.txt` installs the exact versions.\n"
-    )
 
 
 def on_build_finished(app, exception):
@@ -473,6 +494,9 @@ def on_build_finished(app, exception):
         return
     outdir = Path(app.outdir)
     notebooks = write_notebooks(app)
+    # the addresses the launch links use, for tools/check_site.py to verify them against
+    (outdir / "published.json").write_text(json.dumps(
+        {**published(app.config), "notebooks": notebooks}, indent=1) + "\n")
     rows = chapter_rows(app)
     (outdir / "chapter-times.json").write_text(json.dumps({
         "edition": app.config.course_edition,
@@ -485,20 +509,72 @@ def on_build_finished(app, exception):
     LOGGER.info(f"course_site: wrote {len(notebooks)} notebook(s) and chapter-times.json")
 
 
+# --- MathJax from the build ------------------------------------------------------------------
+
+def vendor_mathjax() -> Path:
+    """A folder holding mathjax/ (the pinned npm package's es5 files), fetched once and verified.
+
+    The tarball comes from the npm registry through `npm pack`; its SHA-256 must equal the one
+    in book/vendor.json before anything is unpacked."""
+    import hashlib
+    import subprocess
+    import tarfile
+    import tempfile
+
+    entry = json.loads(VENDOR_FILE.read_text())["mathjax"]
+    spec = f"{entry['package']}@{entry['version']}"
+    folder = VENDOR_DIR / f"{entry['package']}-{entry['version']}-{entry['sha256'][:12]}"
+    if (folder / "mathjax" / entry["entry"]).is_file():
+        return folder
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError(f"the site serves MathJax itself and fetches {spec} with npm, which is "
+                           "missing: install Node.js and npm (Debian/Ubuntu: apt-get install npm)")
+    VENDOR_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=VENDOR_DIR) as tmp:
+        run = subprocess.run([npm, "pack", spec, "--silent", "--pack-destination", tmp],
+                             capture_output=True, text=True)
+        tarballs = list(Path(tmp).glob("*.tgz"))
+        if run.returncode != 0 or len(tarballs) != 1:
+            raise RuntimeError(f"`npm pack {spec}` failed:\n{run.stderr[-2000:]}")
+        digest = hashlib.sha256(tarballs[0].read_bytes()).hexdigest()
+        if digest != entry["sha256"]:
+            raise RuntimeError(f"{tarballs[0].name}: SHA-256 {digest} differs from the "
+                               f"{entry['sha256']} recorded in book/vendor.json")
+        staging = Path(tmp) / "unpacked"
+        with tarfile.open(tarballs[0]) as tar:
+            for member in tar.getmembers():
+                name = member.name.split("/", 1)[1]  # strip npm's package/ folder
+                if member.isfile() and name.startswith(tuple(entry["keep"])):
+                    target = staging / "mathjax" / name.removeprefix("es5/")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(tar.extractfile(member).read())
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)  # a half-unpacked copy never carries the real name
+    LOGGER.info(f"course_site: MathJax {entry['version']} fetched and verified into {folder}")
+    return folder
+
+
 def add_static(app):
     app.config.html_static_path.append(str(Path(__file__).parent / "static"))
     app.add_css_file("course.css")
+    entry = json.loads(VENDOR_FILE.read_text())["mathjax"]
+    expected = f"mathjax/{entry['entry']}"
+    if app.config.mathjax_path != expected:
+        raise ValueError(f"mathjax_path is {app.config.mathjax_path!r}; set it to {expected!r} in "
+                         "_config.yml (sphinx: config:) so the site serves MathJax itself")
+    app.config.html_static_path.append(str(vendor_mathjax()))
 
 
 def setup(app):
     app.add_config_value("course_edition", os.environ.get("COURSE_EDITION", "full"), "env")
-    app.add_config_value("course_pages_branch", "gh-pages", "html")
     app.add_node(chapters_placeholder)
     app.add_directive("course-chapters", ChaptersDirective)
     app.add_directive("course-assets", AssetsDirective)
     app.add_directive("course-labs", LabsDirective)
     app.add_transform(RemoveSolutions)
     app.connect("config-inited", check_edition)
+    app.connect("config-inited", publish_substitutions)
     app.connect("builder-inited", add_static)
     app.connect("env-get-outdated", reread_computed_pages)
     app.connect("doctree-read", collapse_progress_bars)
