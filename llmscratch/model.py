@@ -1047,6 +1047,21 @@ def compare_next_tokens(model, ids, tops):
     return agree, gap, margin
 
 
+import torch
+
+
+def round_to_8_bits(x, block=32):
+    """x rounded like llama.cpp's 8-bit activation blocks.
+
+    Each block of 32 numbers becomes integer codes -127..127 times one scale,
+    max |x| / 127, which is stored as fp16.
+    """
+    blocks = x.reshape(*x.shape[:-1], -1, block)
+    scale = blocks.abs().amax(dim=-1, keepdim=True) / 127
+    codes = torch.round(blocks / scale.clamp_min(1e-30))
+    return (codes * scale.half().float()).reshape(x.shape)
+
+
 from llmscratch import course
 
 
@@ -1054,6 +1069,6 @@ def load_smollm2(**overrides):
     """(model, tokenizer): SmolLM2-135M-Instruct from the course's GGUF file,
     float32.
     """
-    model, tokenizer, _ = load_gguf_model(course.asset_path("smollm2", SMOLLM2_FILE),
-                                          **overrides)
+    path = course.asset_path("smollm2", SMOLLM2_FILE)
+    model, tokenizer, _ = load_gguf_model(path, **overrides)
     return model, tokenizer

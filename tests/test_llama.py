@@ -24,7 +24,7 @@ from llmscratch.model import (
     SMOLLM2_FILE, CheckpointMismatchError, LlamaConfig, LlamaCppServer, LlamaModel,
     apply_chat_template, compare_next_tokens, dequantize, generate, gguf_tokenizer,
     llama_config_from_gguf, llama_cpp_top_tokens, load_gguf_weights, load_smollm2, read_gguf,
-    unpermute_rope_rows)
+    round_to_8_bits, unpermute_rope_rows)
 from llmscratch.tokenizer import corpus_documents, vader_snippets
 
 N_POSITIONS = 2000
@@ -51,13 +51,6 @@ def smol():
 def server(path):
     with LlamaCppServer(path, n_threads=THREADS) as running:
         yield running
-
-
-def round_to_8_bits(x, block=32):
-    blocks = x.reshape(*x.shape[:-1], -1, block)
-    scale = blocks.abs().amax(dim=-1, keepdim=True) / 127
-    codes = torch.round(blocks / scale.clamp_min(1e-30))
-    return (codes * scale.half().float()).reshape(x.shape)
 
 
 @pytest.fixture(scope="module")
