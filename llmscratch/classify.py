@@ -9,31 +9,44 @@ from pathlib import Path
 from llmscratch import course
 from llmscratch.tokenizer import normalise_newlines, unescape_html
 
-REVIEWS_ASSET = ("vader", "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt")
+REVIEWS_ASSET = (
+    "vader",
+    "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt",
+)
 LABELS = ("negative", "positive")  # label 0 and label 1
 
 
 def read_review_rows() -> list[dict]:
-    """Every movie-review snippet of the VADER archive as {'id', 'score', 'text'}."""
+    """Every movie-review snippet of the VADER archive as a dict with
+    'id', 'score' and 'text'."""
     path = course.asset_path(*REVIEWS_ASSET)
     rows = []
-    for line in normalise_newlines(path.read_text(encoding="utf-8")).split("\n"):
+    for line in normalise_newlines(path.read_text(encoding="utf-8")).split(
+        "\n"
+    ):
         if line:
             snippet_id, score, text = line.split("\t")
-            text = " ".join(unescape_html(text).split())  # squeeze runs of spaces
-            rows.append({"id": int(snippet_id), "score": float(score), "text": text})
+            text = " ".join(
+                unescape_html(text).split()
+            )  # squeeze runs of spaces
+            rows.append(
+                {"id": int(snippet_id), "score": float(score), "text": text}
+            )
     return rows
 
 
-NEUTRAL_BAND = 0.5  # |score| below this: the raters did not agree on a side, so drop the snippet
+# |score| below this: the raters did not agree on a side, so drop the snippet
+NEUTRAL_BAND = 0.5
 
 
-def label_reviews(rows: list[dict], neutral_band: float = NEUTRAL_BAND) -> list[dict]:
-    """Snippets with a clear sign, each text once, with 'label' = 1 if the score is positive."""
+def label_reviews(
+    rows: list[dict], neutral_band: float = NEUTRAL_BAND
+) -> list[dict]:
+    """Snippets with a clear sign, each text once; 'label' = 1 if positive."""
     seen, examples = set(), []
     for row in rows:
         if abs(row["score"]) < neutral_band or row["text"] in seen:
-            continue  # unclear sentiment, or a duplicate of a snippet already taken
+            continue  # unclear sentiment, or a duplicate of a snippet taken
         seen.add(row["text"])
         examples.append({**row, "label": int(row["score"] > 0)})
     return examples
@@ -45,42 +58,62 @@ VAL_PER_CLASS, TEST_PER_CLASS = 500, 1000
 REVIEWS_DIR = course.DATA / "reviews"
 
 
-def make_review_splits(examples: list[dict], seed: int = SPLIT_SEED,
-                       val_per_class: int = VAL_PER_CLASS,
-                       test_per_class: int = TEST_PER_CLASS) -> dict[str, list[dict]]:
-    """Balanced train/val/test splits: both classes are cut to the same size, shuffled with
-    `seed`, and dealt out test first, then validation, the rest to training."""
+def make_review_splits(
+    examples: list[dict],
+    seed: int = SPLIT_SEED,
+    val_per_class: int = VAL_PER_CLASS,
+    test_per_class: int = TEST_PER_CLASS,
+) -> dict[str, list[dict]]:
+    """Balanced train/val/test splits: both classes are cut to the same size,
+    shuffled with `seed`, and dealt out test first, then validation, the rest
+    to training."""
     rng = random.Random(seed)
-    by_label = [sorted((e for e in examples if e["label"] == label), key=lambda e: e["id"])
-                for label in (0, 1)]
+    by_label = [
+        sorted(
+            (e for e in examples if e["label"] == label), key=lambda e: e["id"]
+        )
+        for label in (0, 1)
+    ]
     per_class = min(len(group) for group in by_label)
     if per_class <= val_per_class + test_per_class:
-        raise ValueError(f"only {per_class} examples per class: not enough for "
-                         f"{test_per_class} test and {val_per_class} validation examples each")
+        raise ValueError(
+            f"only {per_class} examples per class: not enough for "
+            f"{test_per_class} test and {val_per_class} validation "
+            "examples each"
+        )
     splits = {name: [] for name in SPLITS}
     for group in by_label:
         rng.shuffle(group)
         group = group[:per_class]  # balance the classes
         splits["test"] += group[:test_per_class]
-        splits["val"] += group[test_per_class:test_per_class + val_per_class]
-        splits["train"] += group[test_per_class + val_per_class:]
+        splits["val"] += group[test_per_class : test_per_class + val_per_class]
+        splits["train"] += group[test_per_class + val_per_class :]
     for split in splits.values():
         rng.shuffle(split)  # mix the two classes
     return splits
 
 
 def load_review_splits(folder=REVIEWS_DIR) -> dict[str, list[dict]]:
-    """The fixed splits {'train', 'val', 'test'}, each a list of {'id', 'score', 'text', 'label'}
-    (label 0 = negative, 1 = positive). Read from folder/<split>.jsonl; made and written first
-    if a file is missing."""
+    """The fixed splits {'train', 'val', 'test'}, each a list of
+    {'id', 'score', 'text', 'label'} (label 0 = negative, 1 = positive).
+
+    Read from folder/<split>.jsonl; made and written first if a file is
+    missing."""
     folder = Path(folder)
     paths = {name: folder / f"{name}.jsonl" for name in SPLITS}
     if not all(path.exists() for path in paths.values()):
         splits = make_review_splits(label_reviews(read_review_rows()))
         for name, path in paths.items():
-            course.write_text_atomic(path, "".join(json.dumps(e) + "\n" for e in splits[name]))
-    return {name: [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-            for name, path in paths.items()}
+            course.write_text_atomic(
+                path, "".join(json.dumps(e) + "\n" for e in splits[name])
+            )
+    return {
+        name: [
+            json.loads(line)
+            for line in path.read_text(encoding="utf-8").splitlines()
+        ]
+        for name, path in paths.items()
+    }
 
 
 import math
@@ -97,15 +130,20 @@ def encode_review(text: str, encoding, max_tokens: int) -> list[int]:
     if not isinstance(text, str):
         raise TypeError(f"a review must be a str, got {type(text).__name__}")
     if not text.strip():
-        raise ValueError("the review is empty: pass a text with at least one word to classify")
+        raise ValueError(
+            "the review is empty: pass a text with at least one word"
+        )
     return encoding.encode_ordinary(text)[-max_tokens:]
 
 
 class ReviewDataset(Dataset):
-    """Tokenised reviews and their labels: item i is (token ids [n_i], label)."""
+    """Tokenised reviews and labels: item i is (token ids [n_i], label)."""
 
     def __init__(self, examples: list[dict], encoding, max_tokens: int):
-        self.ids = [torch.tensor(encode_review(e["text"], encoding, max_tokens)) for e in examples]
+        self.ids = [
+            torch.tensor(encode_review(e["text"], encoding, max_tokens))
+            for e in examples
+        ]
         self.labels = [int(e["label"]) for e in examples]
 
     def __len__(self) -> int:
@@ -119,24 +157,36 @@ class ReviewDataset(Dataset):
 
 
 def collate_reviews(batch, pad_id: int = PAD_ID):
-    """A list of (ids, label) -> (ids [B, T] padded on the right, lengths [B], labels [B])."""
-    ids = pad_sequence([item[0] for item in batch], batch_first=True, padding_value=pad_id)
+    """A list of (ids, label) -> (ids [B, T] padded on the right,
+    lengths [B], labels [B])."""
+    ids = pad_sequence(
+        [item[0] for item in batch], batch_first=True, padding_value=pad_id
+    )
     lengths = torch.tensor([len(item[0]) for item in batch])
     labels = torch.tensor([item[1] for item in batch])
     return ids, lengths, labels
 
 
 class LengthGroupedBatches:
-    """Batch sampler: batches of examples of similar length, so little padding is needed.
+    """Batch sampler: examples of similar length go together, so little
+    padding is needed.
 
-    Without shuffle the batches come in order of length (use it for evaluation). With shuffle,
-    ties in length are broken at random and the batch order is random, anew each epoch.
+    Without shuffle the batches come in order of length (for evaluation).
+    With shuffle, ties in length are broken at random and the batch order
+    is random, anew each epoch.
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, shuffle: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        lengths: list[int],
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.lengths, self.batch_size, self.shuffle = list(lengths), batch_size, shuffle
+        self.lengths = list(lengths)
+        self.batch_size, self.shuffle = batch_size, shuffle
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -144,18 +194,31 @@ class LengthGroupedBatches:
 
     def __iter__(self):
         n = len(self.lengths)
-        order = torch.randperm(n, generator=self.generator).tolist() if self.shuffle else range(n)
-        order = sorted(order, key=lambda i: self.lengths[i])  # stable: ties keep the random order
-        batches = [order[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
+        order = range(n)
         if self.shuffle:
-            batches = [batches[i] for i in torch.randperm(len(batches), generator=self.generator)]
+            order = torch.randperm(n, generator=self.generator).tolist()
+        # a stable sort: ties in length keep the random order
+        order = sorted(order, key=lambda i: self.lengths[i])
+        size = self.batch_size
+        batches = [order[i : i + size] for i in range(0, n, size)]
+        if self.shuffle:
+            mix = torch.randperm(len(batches), generator=self.generator)
+            batches = [batches[i] for i in mix]
         return iter(batches)
 
 
-def review_loader(dataset: ReviewDataset, batch_size: int, shuffle: bool = False, seed: int = 0):
-    """A DataLoader of (ids, lengths, labels) batches grouped by length (no worker processes)."""
+def review_loader(
+    dataset: ReviewDataset,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+):
+    """A DataLoader of (ids, lengths, labels) batches grouped by length
+    (no worker processes)."""
     sampler = LengthGroupedBatches(dataset.lengths(), batch_size, shuffle, seed)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_reviews)
+    return DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=collate_reviews
+    )
 
 
 import torch
@@ -163,15 +226,19 @@ from torch import nn
 
 
 def add_classification_head(model, num_classes: int = 2, seed: int = 123):
-    """Replace the model's output layer by a fresh `num_classes`-way linear layer (in place).
+    """Replace the model's output layer by a fresh `num_classes`-way linear
+    layer (in place).
 
-    Initialised like the rest of a GPT (normal, std 0.02; zero bias) from `seed`, so that runs
-    that start from the same model also start from the same head."""
+    Initialised like the rest of a GPT (normal, std 0.02; zero bias) from
+    `seed`, so runs that start from the same model start from the same head.
+    """
     old = model.out_head
     head = nn.Linear(old.in_features, num_classes, device=old.weight.device)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        head.weight.copy_(torch.randn(head.weight.shape, generator=generator) * 0.02)
+        head.weight.copy_(
+            torch.randn(head.weight.shape, generator=generator) * 0.02
+        )
         head.bias.zero_()
     model.out_head = head
     return model
@@ -185,7 +252,8 @@ def last_token_logits(model, ids, lengths):
 
 
 def freeze_except(model, trainable=()):
-    """Freeze every parameter, then unfreeze those of the named submodules ('out_head', ...)."""
+    """Freeze every parameter, then unfreeze those of the named submodules
+    ('out_head', ...; '' names the whole model)."""
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     for name in trainable:
@@ -195,7 +263,8 @@ def freeze_except(model, trainable=()):
 
 
 def count_trainable(model) -> int:
-    """Number of parameters the optimiser will change (a shared matrix counts once)."""
+    """Number of parameters the optimiser will change (a shared matrix
+    counts once)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -205,88 +274,107 @@ import torch.nn.functional as F
 
 @torch.no_grad()
 def evaluate(model, dataset: ReviewDataset, batch_size: int = 64) -> dict:
-    """Mean loss, accuracy and class probabilities [N, classes] (in dataset order)."""
+    """Mean 'loss', 'accuracy', class 'probabilities' [N, classes] and
+    'correct' [N] (True where the prediction is right), in dataset order."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    probabilities = [None] * len(dataset)
-    loss_sum = 0.0
+    order, logits = [], []
     for indices in LengthGroupedBatches(dataset.lengths(), batch_size):
-        ids, lengths, labels = collate_reviews([dataset[i] for i in indices])
-        logits = last_token_logits(model, ids.to(device), lengths.to(device)).float().cpu()
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-        for i, row in zip(indices, logits.softmax(dim=-1)):
-            probabilities[i] = row
+        ids, lengths, _ = collate_reviews([dataset[i] for i in indices])
+        scores = last_token_logits(model, ids.to(device), lengths.to(device))
+        logits.append(scores.float().cpu())
+        order += indices
     model.train(was_training)
-    probabilities = torch.stack(probabilities)
+    # the batches came sorted by length: put the rows back in dataset order
+    logits = torch.cat(logits)[torch.tensor(order).argsort()]
     labels = torch.tensor(dataset.labels)
-    accuracy = (probabilities.argmax(dim=-1) == labels).float().mean().item()
-    return {"loss": loss_sum / len(dataset), "accuracy": accuracy, "probabilities": probabilities}
+    correct = logits.argmax(dim=-1) == labels
+    return {
+        "loss": F.cross_entropy(logits, labels).item(),
+        "accuracy": correct.float().mean().item(),
+        "probabilities": logits.softmax(dim=-1),
+        "correct": correct,
+    }
+
+
+import torch
+import torch.nn.functional as F
+
+
+def classifier_step(model, optimizer, params, batch) -> tuple[float, int]:
+    """One optimiser step on a batch (ids, lengths, labels) on the model's
+    device; returns the batch's summed loss and number of right answers."""
+    ids, lengths, labels = batch
+    logits = last_token_logits(model, ids, lengths)
+    loss = F.cross_entropy(logits, labels)
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_norm=1.0)
+    optimizer.step()
+    correct = (logits.argmax(dim=-1) == labels).sum().item()
+    return loss.item() * len(labels), correct
 
 
 import copy
 import time
 
 import torch
-import torch.nn.functional as F
 
 from llmscratch import course
 
+HISTORY_KEYS = ("examples", "train_loss", "train_acc", "val_loss", "val_acc")
 
-def train_classifier(model, train_loader, val_set, epochs: int = 1, lr: float = 1e-4,
-                     weight_decay: float = 0.01, eval_every: int | None = 50, patience: int | None = None,
+
+def train_classifier(model, train_loader, val_set, epochs: int = 1,
+                     lr: float = 1e-4, weight_decay: float = 0.01,
+                     eval_every: int | None = 50, patience: int | None = None,
                      seed: int = 0) -> dict:
-    """Fine-tune the trainable parameters of `model` with AdamW; returns the history.
+    """Fine-tune the trainable parameters of `model` with AdamW.
 
-    history: lists 'examples' (seen so far), 'train_loss', 'train_acc' (averaged since the
-    previous record), 'val_loss', 'val_acc' (on val_set), and 'seconds' (training time).
-    Records are made every `eval_every` steps and after the last step (eval_every=None: only then).
-    With `patience`, training stops early once the validation accuracy has not improved for
-    that many evaluations, and the weights with the best validation accuracy are restored."""
+    Returns the history: lists 'examples' (seen so far), 'train_loss' and
+    'train_acc' (averaged since the previous record), 'val_loss', 'val_acc'
+    (on val_set), and 'seconds' (training time). Records are made every
+    `eval_every` steps and after the last step (None: only then). With
+    `patience`, training stops once the validation accuracy has not improved
+    for that many records, and the best weights are restored."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        raise ValueError("every parameter is frozen: unfreeze something (freeze_except, apply_lora)")
+        raise ValueError("every parameter is frozen: unfreeze something "
+                         "(freeze_except, apply_lora)")
     device = params[0].device
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    history = {key: [] for key in ("examples", "train_loss", "train_acc", "val_loss", "val_acc")}
+    history = {key: [] for key in HISTORY_KEYS}
     best_acc, best_state, since_best = -1.0, None, 0
-    seen = step = 0
-    window = [0.0, 0, 0]  # loss sum, correct, count since the last record
+    seen, window = 0, [0.0, 0, 0]  # loss sum, right, count since a record
     torch.manual_seed(seed)  # dropout masks
-    start = time.perf_counter()
-    total = epochs * len(train_loader)
+    start, total = time.perf_counter(), epochs * len(train_loader)
     bar = course.progress(total=total, desc="fine-tuning")
     model.train()  # dropout on (evaluate() switches it off and back on)
-    batches = (batch for _epoch in range(epochs) for batch in train_loader)
-    for ids, lengths, labels in batches:
-        ids, lengths, labels = ids.to(device), lengths.to(device), labels.to(device)
-        logits = last_token_logits(model, ids, lengths)
-        loss = F.cross_entropy(logits, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, max_norm=1.0)
-        optimizer.step()
-        step, seen = step + 1, seen + len(labels)
-        window[0] += loss.item() * len(labels)
-        window[1] += (logits.argmax(dim=-1) == labels).sum().item()
-        window[2] += len(labels)
+    batches = (batch for _ in range(epochs) for batch in train_loader)
+    for step, batch in enumerate(batches, start=1):
+        batch = [tensor.to(device) for tensor in batch]
+        loss_sum, right = classifier_step(model, optimizer, params, batch)
+        n = len(batch[2])
+        seen, window = seen + n, [window[0] + loss_sum, window[1] + right,
+                                  window[2] + n]
         bar.update()
         if step < total and (eval_every is None or step % eval_every):
             continue
         val = evaluate(model, val_set)
-        for key, value in [("examples", seen), ("train_loss", window[0] / window[2]),
-                           ("train_acc", window[1] / window[2]),
-                           ("val_loss", val["loss"]), ("val_acc", val["accuracy"])]:
+        record = (seen, window[0] / window[2], window[1] / window[2],
+                  val["loss"], val["accuracy"])
+        for key, value in zip(HISTORY_KEYS, record):
             history[key].append(value)
         window = [0.0, 0, 0]
         bar.set_postfix(val_acc=f"{val['accuracy']:.3f}")
-        if patience is not None:
-            if val["accuracy"] > best_acc:
-                best_acc, best_state, since_best = val["accuracy"], copy.deepcopy(model.state_dict()), 0
-            else:
-                since_best += 1
-                if since_best >= patience:
-                    break  # no progress for `patience` evaluations: stop early
+        if patience is None:
+            continue
+        if val["accuracy"] > best_acc:
+            best_acc, since_best = val["accuracy"], 0
+            best_state = copy.deepcopy(model.state_dict())
+        elif (since_best := since_best + 1) >= patience:
+            break  # no progress for `patience` records: stop early
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -298,11 +386,13 @@ def train_classifier(model, train_loader, val_set, epochs: int = 1, lr: float = 
 import torch
 
 
-def confusion_matrix(labels, predictions, num_classes: int = 2) -> torch.Tensor:
-    """counts[i, j] = number of examples of true class i predicted as class j."""
-    labels, predictions = torch.as_tensor(labels), torch.as_tensor(predictions)
+def confusion_matrix(labels, predictions, num_classes: int = 2):
+    """counts[i, j] = number of examples of true class i predicted as j."""
+    labels = torch.as_tensor(labels)
+    predictions = torch.as_tensor(predictions)
     counts = torch.zeros(num_classes, num_classes, dtype=torch.long)
-    counts.index_put_((labels, predictions), torch.ones_like(labels), accumulate=True)
+    ones = torch.ones_like(labels)
+    counts.index_put_((labels, predictions), ones, accumulate=True)
     return counts
 
 
@@ -322,17 +412,23 @@ def z_for(level: float) -> float:
 def wilson_interval(successes: int, n: int, level: float = 0.95):
     """Wilson score interval (low, high) for a proportion of successes/n."""
     if n <= 0 or not 0 <= successes <= n:
-        raise ValueError(f"need 0 <= successes <= n and n > 0, got {successes}/{n}")
+        raise ValueError(
+            f"need 0 <= successes <= n and n > 0, got {successes}/{n}"
+        )
     z, p = z_for(level), successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    low = 0.0 if successes == 0 else centre - half  # exact ends, no rounding dust
+    half = (
+        z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    )
+    low = (
+        0.0 if successes == 0 else centre - half
+    )  # exact ends, no rounding dust
     high = 1.0 if successes == n else centre + half
     return low, high
 
 
 def bootstrap_ci(values, n_boot=2000, level=0.95, seed=0, statistic=np.mean):
-    """Percentile-bootstrap interval (low, high) of `statistic` over `values`."""
+    """Percentile-bootstrap interval (low, high) of `statistic`(values)."""
     values = np.asarray(values, dtype=float)
     if values.size == 0:
         raise ValueError("bootstrap_ci needs at least one value")
@@ -348,37 +444,48 @@ def mcnemar_exact(correct_a, correct_b) -> dict:
     """McNemar's exact test on paired right/wrong results of two models.
 
     a_only: items only A got right; b_only: items only B got right;
-    p_value: two-sided exact binomial test of a_only against half the disagreements.
+    p_value: two-sided exact binomial test of a_only against half the
+    disagreements.
     """
     a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
     if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"need two equal-length 1-D results, got {a.shape} and {b.shape}")
+        raise ValueError(f"need two equal-length 1-D results, "
+                         f"got {a.shape} and {b.shape}")
     a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
     n, k = a_only + b_only, min(a_only, b_only)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n if n else 1.0
     return {"a_only": a_only, "b_only": b_only, "p_value": min(1.0, 2 * tail)}
 
 
-def paired_difference(correct_a, correct_b, n_boot=2000, level=0.95, seed=0) -> dict:
-    """Accuracy of A minus accuracy of B on the same items, with a paired-bootstrap
-    interval and McNemar's p-value. `tie` is True when the interval contains zero."""
+def paired_difference(correct_a, correct_b, n_boot=2000, level=0.95,
+                      seed=0) -> dict:
+    """Accuracy of A minus accuracy of B on the same items ('diff'), with a
+    paired-bootstrap interval ('low', 'high') and McNemar's 'p_value'.
+    'tie' is True when the interval contains zero."""
     a = np.asarray(correct_a, dtype=float)
     b = np.asarray(correct_b, dtype=float)
     test = mcnemar_exact(a.astype(bool), b.astype(bool))
     low, high = bootstrap_ci(a - b, n_boot=n_boot, level=level, seed=seed)
     diff = float(a.mean() - b.mean())
-    return {"diff": diff, "low": low, "high": high, "tie": low <= 0 <= high, **test}
+    tie = low <= 0 <= high
+    return {"diff": diff, "low": low, "high": high, "tie": tie,
+            "level": level, **test}
 
 
 def describe_difference(name_a: str, name_b: str, result: dict) -> str:
-    """One sentence that says what the paired comparison found, from its numbers."""
-    points = f"{abs(result['diff']):.1%} [{result['low']:+.1%}, {result['high']:+.1%}]"
+    """One sentence that says what a paired comparison found: who is better,
+    by how many points, with the interval; or that the two are tied."""
+    level = f"{result.get('level', 0.95):.0%}"
+    diff, low, high = (100 * result[k] for k in ("diff", "low", "high"))
     if result["tie"]:
-        return (f"{name_a} and {name_b} are tied: the difference {points} "
-                f"has an interval that contains zero")
-    better, worse = (name_a, name_b) if result["diff"] > 0 else (name_b, name_a)
-    return (f"{better} beats {worse} by {points} "
-            f"(McNemar p = {result['p_value']:.2g})")
+        return (f"{name_a} and {name_b} are tied: {name_a} minus {name_b} "
+                f"is {diff:+.1f} points, and its {level} interval "
+                f"[{low:+.1f}, {high:+.1f}] contains zero")
+    if diff < 0:  # say it from the better model's side
+        name_a, name_b, diff, low, high = name_b, name_a, -diff, -high, -low
+    return (f"{name_a} beats {name_b} by {diff:.1f} points ({level} "
+            f"interval {low:.1f} to {high:.1f}; McNemar "
+            f"p = {result['p_value']:.2g})")
 
 
 import math
@@ -388,10 +495,12 @@ from torch import nn
 
 
 class LowRankAdapter(nn.Module):
-    """A frozen layer `base` with a weight [rows, cols], plus a trainable update
-    delta = (alpha / rank) * B A, B [rows, rank] starting at zero, A [rank, cols] random.
+    """A frozen layer `base` with a weight [rows, cols], plus a trainable
+    update delta = (alpha / rank) * B A, with B [rows, rank] starting at zero
+    and A [rank, cols] random.
 
-    merge() folds delta into the weight (no extra cost at inference); unmerge() takes it out."""
+    merge() folds delta into the weight (no extra cost at inference);
+    unmerge() takes it out again."""
 
     def __init__(self, base: nn.Module, rank: int, alpha: float, a_std: float):
         super().__init__()
@@ -406,22 +515,27 @@ class LowRankAdapter(nn.Module):
         self.merged = False
 
     def delta_weight(self) -> torch.Tensor:
-        """The update the adapter adds to the weight: (alpha / rank) * B A, [rows, cols]."""
+        """The update added to the weight: (alpha / rank) * B A."""
         return self.scaling * (self.B @ self.A)
 
     @torch.no_grad()
     def merge(self):
         if self.merged:
             raise RuntimeError("this adapter is already merged")
-        # a new tensor, not an in-place add: a weight tied to another layer stays untouched there
-        self.base.weight = nn.Parameter(self.base.weight + self.delta_weight(), requires_grad=False)
+        # a new tensor, not an in-place add: a weight tied to another layer
+        # stays untouched there
+        self.base.weight = nn.Parameter(
+            self.base.weight + self.delta_weight(), requires_grad=False
+        )
         self.merged = True
 
     @torch.no_grad()
     def unmerge(self):
         if not self.merged:
             raise RuntimeError("this adapter is not merged")
-        self.base.weight = nn.Parameter(self.base.weight - self.delta_weight(), requires_grad=False)
+        self.base.weight = nn.Parameter(
+            self.base.weight - self.delta_weight(), requires_grad=False
+        )
         self.merged = False
 
     def extra_repr(self) -> str:
@@ -429,14 +543,19 @@ class LowRankAdapter(nn.Module):
 
 
 class LoRALinear(LowRankAdapter):
-    """An nn.Linear plus a low-rank update: y = linear(x) + (alpha / rank) * B A x.
+    """An nn.Linear plus a low-rank update:
+    y = linear(x) + (alpha / rank) * B A x.
     At first (B = 0) the output is exactly the wrapped layer's."""
 
     def __init__(self, linear: nn.Linear, rank: int, alpha: float):
         if not isinstance(linear, nn.Linear):
-            raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(linear).__name__}")
+            raise TypeError(
+                f"LoRALinear wraps an nn.Linear, got {type(linear).__name__}"
+            )
         # A x then has about the scale of one input coordinate
-        super().__init__(linear, rank, alpha, a_std=1 / math.sqrt(linear.in_features))
+        super().__init__(
+            linear, rank, alpha, a_std=1 / math.sqrt(linear.in_features)
+        )
 
     @property
     def in_features(self) -> int:
@@ -458,13 +577,18 @@ from torch import nn
 
 
 class LoRAEmbedding(LowRankAdapter):
-    """An nn.Embedding plus a low-rank update of its table: row t gains (alpha / rank) * B[t] A.
+    """An nn.Embedding plus a low-rank update of its table: row t gains
+    (alpha / rank) * B[t] A.
     At first (B = 0) the lookups are exactly the wrapped table's."""
 
     def __init__(self, embedding: nn.Embedding, rank: int, alpha: float):
         if not isinstance(embedding, nn.Embedding):
-            raise TypeError(f"LoRAEmbedding wraps an nn.Embedding, got {type(embedding).__name__}")
-        # B[t] A sums `rank` terms: scale A so that the sum has about the size of one B entry
+            raise TypeError(
+                "LoRAEmbedding wraps an nn.Embedding, "
+                f"got {type(embedding).__name__}"
+            )
+        # B[t] A sums `rank` terms: scale A so that the sum has about the
+        # size of one B entry
         super().__init__(embedding, rank, alpha, a_std=1 / math.sqrt(rank))
 
     def forward(self, ids):
@@ -476,8 +600,14 @@ class LoRAEmbedding(LowRankAdapter):
 
 from torch import nn
 
-GPT_LORA_TARGETS = ("att.W_query", "att.W_key", "att.W_value", "att.out_proj",
-                    "ff.layers.0", "ff.layers.2")
+GPT_LORA_TARGETS = (
+    "att.W_query",
+    "att.W_key",
+    "att.W_value",
+    "att.out_proj",
+    "ff.layers.0",
+    "ff.layers.2",
+)
 ADAPTERS = {nn.Linear: LoRALinear, nn.Embedding: LoRAEmbedding}
 
 
@@ -485,25 +615,46 @@ def _name_matches(name: str, targets) -> bool:
     return any(name == t or name.endswith("." + t) for t in targets)
 
 
-def apply_lora(model, rank: int = 8, alpha: float = 16, targets=GPT_LORA_TARGETS, trainable=()):
-    """Wrap, in place, every nn.Linear (LoRALinear) and nn.Embedding (LoRAEmbedding) whose name
-    ends with one of `targets`.
+def apply_lora(
+    model,
+    rank: int = 8,
+    alpha: float = 16,
+    targets=GPT_LORA_TARGETS,
+    trainable=(),
+):
+    """Wrap, in place, every nn.Linear (in a LoRALinear) and nn.Embedding
+    (in a LoRAEmbedding) whose name ends with one of `targets`.
 
-    Every other parameter is frozen, except those of the submodules named in `trainable`
-    (for example a new head). Works for any model; returns it."""
+    Every other parameter is frozen, except those of the submodules named
+    in `trainable` (for example a new head). Works for any model; returns it.
+    """
     targets = (targets,) if isinstance(targets, str) else tuple(targets)
     modules = dict(model.named_modules())
-    adapters = [name for name, module in modules.items() if isinstance(module, LowRankAdapter)]
-    inside = {f"{name}.base" if name else "base" for name in adapters}  # layers already wrapped
-    layers = [name for name, module in modules.items()
-              if type(module) in ADAPTERS and name not in inside]
+    adapters = [
+        name
+        for name, module in modules.items()
+        if isinstance(module, LowRankAdapter)
+    ]
+    inside = {
+        f"{name}.base" if name else "base" for name in adapters
+    }  # layers already wrapped
+    layers = [
+        name
+        for name, module in modules.items()
+        if type(module) in ADAPTERS and name not in inside
+    ]
     already = [name for name in adapters if _name_matches(name, targets)]
     if already:
-        raise ValueError(f"{already[0]} already has a LoRA adapter; merge_lora() it first")
+        raise ValueError(
+            f"{already[0]} already has a LoRA adapter; merge_lora() it first"
+        )
     chosen = [name for name in layers if _name_matches(name, targets)]
     if not chosen:
-        raise ValueError(f"no nn.Linear or nn.Embedding in the model has a name ending in {targets}; "
-                         f"its layers are {layers[:8]}{' ...' if len(layers) > 8 else ''}")
+        raise ValueError(
+            "no nn.Linear or nn.Embedding in the model has a name ending "
+            f"in {targets}; "
+            f"its layers are {layers[:8]}{' ...' if len(layers) > 8 else ''}"
+        )
     freeze_except(model, trainable)
     for name in chosen:
         parent_name, _, child = name.rpartition(".")
@@ -513,9 +664,13 @@ def apply_lora(model, rank: int = 8, alpha: float = 16, targets=GPT_LORA_TARGETS
 
 
 def merge_lora(model):
-    """Fold every adapter into its weight and put the plain layer back (in place)."""
-    adapted = [(name, module) for name, module in model.named_modules()
-               if isinstance(module, LowRankAdapter)]
+    """Fold every adapter into its weight and put the plain layer back
+    (in place)."""
+    adapted = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, LowRankAdapter)
+    ]
     for name, module in adapted:
         if not module.merged:
             module.merge()
@@ -524,23 +679,54 @@ def merge_lora(model):
     return model
 
 
+import os
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+
+def adapter_state(model, trainable=("out_head",)) -> dict:
+    """The LoRA matrices (names ending in .A or .B) and the parameters of
+    the submodules named in `trainable`: what fine-tuning with LoRA added."""
+    keep = tuple(f"{name}." for name in trainable)
+    return {name: tensor.detach().cpu().contiguous()
+            for name, tensor in model.state_dict().items()
+            if name.endswith((".A", ".B")) or name.startswith(keep)}
+
+
+def save_adapter(model, path, trainable=("out_head",)) -> Path:
+    """Write adapter_state(model) to `path` (safetensors), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    save_file(adapter_state(model, trainable), str(partial))
+    os.replace(partial, path)
+    return path
+
+
 import torch
 
 
 @torch.no_grad()
-def positive_probability(text: str, model, encoding, max_tokens: int | None = None) -> float:
-    """The classifier's probability that `text` is positive (it reads the last max_tokens
-    tokens; default: the model's context length)."""
+def positive_probability(
+    text: str, model, encoding, max_tokens: int | None = None
+) -> float:
+    """The classifier's probability that `text` is positive (it reads the
+    last max_tokens tokens; default: the model's context length)."""
     ids = encode_review(text, encoding, max_tokens or model.cfg.context_length)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    logits = last_token_logits(model, torch.tensor([ids], device=device),
-                               torch.tensor([len(ids)], device=device))
+    logits = last_token_logits(
+        model,
+        torch.tensor([ids], device=device),
+        torch.tensor([len(ids)], device=device),
+    )
     model.train(was_training)
     return logits.softmax(dim=-1)[0, 1].item()
 
 
 def classify(text: str, model, encoding, max_tokens: int | None = None) -> str:
-    """'positive' or 'negative' for a review, from a model with a two-class head."""
-    return LABELS[int(positive_probability(text, model, encoding, max_tokens) >= 0.5)]
+    """'positive' or 'negative' for a review, from a two-class model."""
+    p_positive = positive_probability(text, model, encoding, max_tokens)
+    return LABELS[int(p_positive >= 0.5)]

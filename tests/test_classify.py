@@ -85,3 +85,44 @@ def test_everything_frozen_is_an_error(encoding):
     train = ReviewDataset(toy_examples(8), encoding, 32)
     with pytest.raises(ValueError, match="frozen"):
         train_classifier(model, review_loader(train, 4), train)
+
+
+def test_evaluate_returns_per_review_results_in_dataset_order(encoding):
+    model = tiny_classifier(encoding.n_vocab, seed=1)
+    texts = ["a much longer review than the others", "ok", "fine film", "bad"]
+    data = ReviewDataset([{"text": t, "label": i % 2} for i, t in enumerate(texts)],
+                         encoding, 32)
+    result = evaluate(model, data, batch_size=2)  # batches come sorted by length
+    with torch.no_grad():
+        alone = torch.cat([last_token_logits(model, data[i][0][None], torch.tensor([len(data[i][0])]))
+                           for i in range(len(data))])
+    assert torch.allclose(result["probabilities"], alone.softmax(-1), atol=1e-5)
+    assert result["correct"].tolist() == (alone.argmax(-1) == torch.tensor(data.labels)).tolist()
+    assert result["accuracy"] == pytest.approx(result["correct"].float().mean().item())
+
+
+def test_classifier_step_changes_only_trainable_weights(encoding):
+    from llmscratch.classify import classifier_step
+
+    model = freeze_except(tiny_classifier(encoding.n_vocab), ["out_head"])
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-2)
+    data = ReviewDataset(toy_examples(8), encoding, 32)
+    batch = collate_reviews([data[i] for i in range(8)])
+    embedding = model.tok_emb.weight.clone()
+    losses = [classifier_step(model, optimizer, params, batch) for _ in range(10)]
+    assert losses[-1][0] < losses[0][0]
+    assert all(0 <= right <= 8 for _, right in losses)
+    assert torch.equal(model.tok_emb.weight, embedding)
+
+
+def test_paired_comparison_sentences_read_from_the_better_side():
+    from llmscratch.classify import describe_difference, paired_difference
+
+    better, worse = [1] * 80 + [0] * 20, [1] * 50 + [0] * 50
+    forward = describe_difference("A", "B", paired_difference(better, worse))
+    backward = describe_difference("B", "A", paired_difference(worse, better))
+    assert forward.startswith("A beats B by 30.0 points")
+    assert backward == forward
+    tied = paired_difference([1, 0] * 50, [0, 1] * 50)
+    assert tied["tie"] and "tied" in describe_difference("A", "B", tied)

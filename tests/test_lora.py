@@ -151,3 +151,36 @@ def test_review_splits_balanced_disjoint_deterministic(examples, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["test.jsonl", "train.jsonl", "val.jsonl"]
     assert written == splits and load_review_splits(tmp_path) == splits  # read back unchanged
     assert load_review_splits() == splits  # the shared files under data/ hold the same splits
+
+
+def test_saved_adapter_reloads_into_a_fresh_model(tmp_path):
+    from llmscratch.classify import (add_classification_head, adapter_state, apply_lora,
+                                     save_adapter)
+    from llmscratch.model import GPTConfig, GPTModel
+
+    cfg = GPTConfig(vocab_size=50, context_length=8, emb_dim=16, n_heads=2, n_layers=1,
+                    drop_rate=0.0)
+    torch.manual_seed(0)
+    base = GPTModel(cfg)
+    targets = GPT_LORA_TARGETS + ("tok_emb",)
+
+    def wrapped(seed):
+        model = add_classification_head(copy.deepcopy(base), seed=seed)
+        return apply_lora(model, rank=2, alpha=4, targets=targets, trainable=["out_head"]).eval()
+
+    trained = wrapped(seed=1)
+    with torch.no_grad():
+        for name, p in trained.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)
+    path = save_adapter(trained, tmp_path / "sub" / "adapter.safetensors")
+    assert not path.with_name(path.name + ".partial").exists()
+    state = adapter_state(trained)
+    assert set(state) == {n for n, p in trained.named_parameters() if p.requires_grad}
+    fresh = wrapped(seed=2)
+    from safetensors.torch import load_file
+
+    fresh.load_state_dict(load_file(str(path)), strict=False)
+    ids = torch.randint(0, 50, (3, 8))
+    with torch.no_grad():
+        assert torch.equal(fresh.out_head(fresh.features(ids)), trained.out_head(trained.features(ids)))

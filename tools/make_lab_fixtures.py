@@ -221,13 +221,14 @@ def lab5() -> dict[str, bytes]:
     g = torch.Generator().manual_seed(5)
     in_dim, out_dim, rank, alpha = 6, 5, 3, 4.0
     x = torch.randn(4, in_dim, generator=g)
-    A = torch.randn(in_dim, rank, generator=g)
-    B = torch.randn(rank, out_dim, generator=g)
+    # chapter 5's convention: delta W = (alpha / rank) B A, A [rank, in], B [out, rank]
+    A = torch.randn(rank, in_dim, generator=g)
+    B = torch.randn(out_dim, rank, generator=g)
     W = torch.randn(out_dim, in_dim, generator=g)
     b = torch.randn(out_dim, generator=g)
-    # float64 loops over the rank, a different route from the lab's x @ A @ B
+    # float64 loops over the rank, a different route from the lab's x @ A.T @ B.T
     x64, A64, B64 = x.double(), A.double(), B.double()
-    lora = sum(torch.outer(x64 @ A64[:, r], B64[r]) for r in range(rank)) * (alpha / rank)
+    lora = sum(torch.outer(x64 @ A64[r], B64[:, r]) for r in range(rank)) * (alpha / rank)
     base = x64 @ W.double().T + b.double()
     tensors = {"x": x, "A": A, "B": B, "W": W, "b": b, "lora_out": lora.float(),
                "with_lora_out": (base + lora).float(),

@@ -10,9 +10,9 @@ class LoRALayer(nn.Module):
         if rank < 1:
             raise ValueError("rank must be at least 1")
         self.rank, self.alpha = rank, alpha
-        self.A = nn.Parameter(torch.empty(in_dim, rank))
+        self.A = nn.Parameter(torch.empty(rank, in_dim))
         nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
-        self.B = nn.Parameter(torch.zeros(rank, out_dim))
+        self.B = nn.Parameter(torch.zeros(out_dim, rank))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.alpha * (x @ self.A @ self.B)  # the bug: no division by the rank
+        return self.alpha * (x @ self.A.T @ self.B.T)  # the bug: no division by the rank
