@@ -41,7 +41,14 @@ def corpus():
 # Arbitrary Unicode (hypothesis leaves out lone surrogates, which UTF-8 cannot encode), plus text
 # built from pieces that stress the regex: contractions, digits, runs of whitespace, emoji.
 awkward_pieces = st.sampled_from(["'s", "'ll", " ", "  ", "\n", "\n\n", "\t", "123", " 4", "é", "😀", "<|", "|>", "endoftext", "  x"])
-unicode_text = st.one_of(st.text(max_size=80), st.lists(st.one_of(awkward_pieces, st.text(max_size=5)), max_size=20).map("".join))
+# Characters assigned in Python 3.11's Unicode tables (version 14). Our `regex` module and
+# tiktoken's Rust regex carry newer tables that may disagree on whether a character assigned
+# since then is a letter (U+323B0, say), which changes the pre-tokenisation, not the BPE.
+assigned = st.characters(blacklist_categories=("Cn", "Cs"))
+unicode_text = st.one_of(
+    st.text(assigned, max_size=80),
+    st.lists(st.one_of(awkward_pieces, st.text(assigned, max_size=5)),
+             max_size=20).map("".join))
 
 
 @SETTINGS
@@ -232,7 +239,8 @@ def test_sinusoidal_positions():
 SPECIAL_ALPHABET = "<|>ab"
 special_strings = st.text(alphabet=SPECIAL_ALPHABET, min_size=1, max_size=6)
 ordinary_text = st.text(st.characters(blacklist_characters=SPECIAL_ALPHABET,
-                                      blacklist_categories=("Cs",)), max_size=12)
+                                      blacklist_categories=("Cn", "Cs")),
+                        max_size=12)
 
 
 def longest_match_parse(text: str, specials: dict[str, int]):
@@ -299,7 +307,7 @@ def test_longer_special_token_is_never_split(gpt2):
 
 # ---------------------------------------------------------------- streaming encoder
 stream_text = st.lists(st.one_of(awkward_pieces, st.sampled_from([T.EOT, "\n    ", " a", "'l"]),
-                                 st.text(max_size=6)), max_size=30).map("".join)
+                                 st.text(assigned, max_size=6)), max_size=30).map("".join)
 
 
 @SETTINGS
