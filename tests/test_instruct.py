@@ -212,13 +212,68 @@ def test_collate_on_real_examples_masks_exactly_the_prompt():
         assert (targets[row] != -100).nonzero().min().item() == n_prompt - 1
 
 
-def test_is_correct_normalises_whitespace_only():
-    example = {"exact": True, "output": "dog cat"}
-    assert instruct.is_correct(example, "  dog   cat\n")
-    assert not instruct.is_correct(example, "Dog cat")
-    assert not instruct.is_correct(example, "dog cat.")
+def test_is_correct_by_family_rules():
+    def ok(family, reference, response):
+        return instruct.is_correct({"exact": True, "family": family, "output": reference}, response)
+
+    assert ok("reverse_words", "dog cat", "  dog   cat\n")  # whitespace never counts
+    assert ok("first_word", "dog", "Dog")  # case does not count outside uppercase
+    assert ok("play", "Romeo and Juliet", "ROMEO AND JULIET")
+    assert not ok("uppercase", "LIGHT SHIP", "light ship")  # in uppercase it does
+    assert not ok("uppercase", "LIGHT SHIP", "Light Ship")
+    assert ok("uppercase", "LIGHT SHIP", " LIGHT  SHIP ")
+    assert not ok("arithmetic", "7", "7.")  # punctuation always counts
+    assert not ok("sentiment", "positive", "The review is positive.")
     with pytest.raises(ValueError, match="open-ended"):
         instruct.is_correct({"exact": False, "output": "x", "instruction": "Write."}, "x")
+    with pytest.raises(ValueError, match="family"):
+        instruct.is_correct({"exact": True, "output": "x"}, "x")
+
+
+def test_correctness_rule_is_one_sentence_per_family():
+    assert set(instruct.CASE_SENSITIVE) == set(instruct.EXACT_FAMILIES)
+    assert [f for f, case in instruct.CASE_SENSITIVE.items() if case] == ["uppercase"]
+    for family in instruct.FAMILIES:
+        rule = instruct.correctness_rule(family)
+        assert rule.endswith(".") and rule.count(". ") == 0, rule
+    assert "case must match" in instruct.correctness_rule("uppercase")
+    assert "case does not matter" in instruct.correctness_rule("count_words")
+    with pytest.raises(ValueError, match="unknown family"):
+        instruct.correctness_rule("poetry")
+
+
+def test_solvers_on_inputs_worked_out_by_hand():
+    cases = {
+        "first_word": ("sea king sad", "sea"), "last_word": ("sea king sad", "sad"),
+        "count_words": ("a b c d e", "5"), "reverse_words": ("a b c", "c b a"),
+        "sort_words": ("wind sea ask", "ask sea wind"), "uppercase": ("gold ring", "GOLD RING"),
+        "arithmetic": ("20 - 20", "0"),
+    }
+    assert set(cases) == set(instruct.SOLVERS)
+    for family, (text, answer) in cases.items():
+        assert instruct.SOLVERS[family](text) == answer, family
+    assert instruct.solve_sum("3 + 19") == "22"
+    with pytest.raises(ValueError, match="a \\+ b"):
+        instruct.solve_sum("3 * 4")
+
+
+def test_every_reference_fits_its_generation_limit():
+    from llmscratch.tokenizer import load_course_encoding
+
+    encoding = load_course_encoding()
+    assert set(instruct.MAX_NEW_TOKENS) == set(instruct.FAMILIES)
+    for e in instruct.generate_dataset(0, 300):
+        n = len(encoding.encode(" " + e["output"])) + 1  # the answer and <|endoftext|>
+        assert n <= instruct.MAX_NEW_TOKENS[e["family"]], e
+
+
+def test_decode_answer_stops_at_the_end_marker():
+    from llmscratch.tokenizer import load_course_encoding
+
+    encoding = load_course_encoding()
+    ids = encoding.encode(" dog cat") + [encoding.eot_token] + encoding.encode(" more")
+    assert instruct.decode_answer(ids, encoding) == "dog cat"
+    assert instruct.decode_answer(encoding.encode(" 7"), encoding) == "7"
 
 
 def test_responses_file_path():
@@ -231,12 +286,19 @@ def test_saved_responses_have_the_agreed_fields():
         pytest.skip("run lessons/06-instructions.md first")
     records = json.loads(instruct.RESPONSES_FILE.read_text())
     fields = {"id", "family", "exact", "instruction", "input", "reference", "base", "tuned",
-              "base_correct", "tuned_correct"}
+              "base_correct", "tuned_correct", "rule"}
     assert records and all(set(r) >= fields for r in records)
+
+    def same(answer, reference, case):  # the rule, written out again
+        a, b = " ".join(answer.split()), " ".join(reference.split())
+        return a == b if case else a.lower() == b.lower()
+
     for r in records:
+        assert r["rule"] == instruct.correctness_rule(r["family"])
         if r["exact"]:
-            assert r["base_correct"] == (" ".join(r["base"].split()) == " ".join(r["reference"].split()))
-            assert r["tuned_correct"] == (" ".join(r["tuned"].split()) == " ".join(r["reference"].split()))
+            case = r["family"] == "uppercase"
+            assert r["base_correct"] == same(r["base"], r["reference"], case)
+            assert r["tuned_correct"] == same(r["tuned"], r["reference"], case)
         else:
             assert r["base_correct"] is None and r["tuned_correct"] is None
     assert any(not r["exact"] for r in records)

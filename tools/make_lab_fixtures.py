@@ -238,10 +238,9 @@ def lab5() -> dict[str, bytes]:
 
 # ----------------------------------------------------------------------------- lab 6: collate
 def lab6() -> dict[str, bytes]:
-    import tiktoken
-    from llmscratch import course  # noqa: F401  (points tiktoken at the offline GPT-2 ranks)
+    from llmscratch.tokenizer import load_course_encoding
 
-    encoding = tiktoken.get_encoding("gpt2")
+    encoding = load_course_encoding()  # chapter 6's tokenizer: the course vocabulary
     eot = encoding.eot_token
     entries = [
         {"instruction": "Sort the words alphabetically.", "input": "pear apple fig", "output": "apple fig pear"},
@@ -250,17 +249,15 @@ def lab6() -> dict[str, bytes]:
         {"instruction": "Reverse the digits.", "input": "1205", "output": "5021"},
     ]
 
-    def prompt_of(e):  # written out independently of the lab's solution
-        parts = ["### Instruction:", e["instruction"], ""]
-        if e["input"]:
-            parts += ["### Input:", e["input"], ""]
-        return "\n".join(parts + ["### Response:", ""])
+    def prompt_of(e):  # chapter 6's template, written out independently of the lab's solution
+        sections = [("Instruction", e["instruction"])] + ([("Input", e["input"])] if e["input"] else [])
+        return "".join("### %s: %s\n\n" % pair for pair in sections) + "### Response:"
 
     prompts = [prompt_of(e) for e in entries]
     sequences, prompt_lengths = [], []
     for e, p in zip(entries, prompts):
         prompt_ids = encoding.encode(p)
-        sequences.append(prompt_ids + encoding.encode(e["output"]) + [eot])
+        sequences.append(prompt_ids + encoding.encode(" " + e["output"]) + [eot])
         prompt_lengths.append(len(prompt_ids))
 
     def reference_collate(seqs, lengths, mask_prompt, max_length):
