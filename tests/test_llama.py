@@ -61,10 +61,12 @@ def comparison(smol, server):
     ids = ids[:N_POSITIONS + 1]
     assert len(ids) == N_POSITIONS + 1
     tops = llama_cpp_top_tokens(server, ids)
-    agree, gap, margin = compare_next_tokens(model, ids, tops)
     context = torch.tensor([ids[:-1]])
     with torch.no_grad():
         plain = torch.log_softmax(model(context), dim=-1)[0]
+    # one forward pass of 2,000 positions serves both comparisons
+    agree, gap, margin = compare_next_tokens(model, ids, tops, logp=plain)
+    with torch.no_grad():
         hooks = [m.register_forward_pre_hook(lambda _, a: (round_to_8_bits(a[0]),))
                  for m in model.modules() if isinstance(m, torch.nn.Linear)]
         try:
@@ -202,7 +204,7 @@ def test_float32_gguf_served_by_llama_cpp_agrees_almost_exactly(gguf, smol, tmp_
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    ids = comparison["ids"][:401]
+    ids = comparison["ids"][:201]  # 200 positions: the float32 file is slow to serve
     with LlamaCppServer(tmp_path / "smollm2-f32.gguf", n_threads=THREADS) as f32:
         tops = llama_cpp_top_tokens(f32, ids)
     agree, gap, _ = compare_next_tokens(model, ids, tops)
