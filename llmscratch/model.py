@@ -875,7 +875,8 @@ def dequantize(tensor) -> np.ndarray:
     """A GGUF tensor as float32, in PyTorch's [out, in] order."""
     from gguf.quants import dequantize as gguf_dequantize
 
-    values = gguf_dequantize(tensor.data, tensor.tensor_type)
+    # a plain array view of the mapped bytes: slicing a memmap costs more
+    values = gguf_dequantize(np.asarray(tensor.data), tensor.tensor_type)
     values = values.astype(np.float32, copy=False)  # most already are
     # float32 tensors come back as views of the read-only file: copy those
     return values if values.flags.writeable else values.copy()
