@@ -875,7 +875,10 @@ def dequantize(tensor) -> np.ndarray:
     """A GGUF tensor as float32, in PyTorch's [out, in] order."""
     from gguf.quants import dequantize as gguf_dequantize
 
-    values = gguf_dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+    # a plain array view of the mapped bytes: slicing a memmap costs more
+    values = gguf_dequantize(np.asarray(tensor.data), tensor.tensor_type)
+    values = values.astype(np.float32, copy=False)  # most already are
+    # float32 tensors come back as views of the read-only file: copy those
     return values if values.flags.writeable else values.copy()
 
 
@@ -1217,14 +1220,16 @@ def llama_cpp_top_tokens(server, ids, n_probs=2):
 
 
 @torch.no_grad()
-def compare_next_tokens(model, ids, tops):
+def compare_next_tokens(model, ids, tops, logp=None):
     """Our top-1 next token and log-probabilities against llama.cpp's `tops`.
 
     Returns agree (bool per position), gap (|our log p - theirs| of their
     top token) and margin (their top-1 minus top-2 log-probability), each a
-    tensor.
+    tensor. Pass logp (our next-token log-probabilities for ids[:-1]) if
+    you have them already, to skip the forward pass.
     """
-    logp = torch.log_softmax(model(torch.tensor([ids[:-1]])), dim=-1)[0]
+    if logp is None:
+        logp = torch.log_softmax(model(torch.tensor([ids[:-1]])), dim=-1)[0]
     their_top = torch.tensor([top[0][0] for top in tops])
     their_logp = torch.tensor([top[0][1] for top in tops])
     agree = logp.argmax(dim=-1) == their_top
