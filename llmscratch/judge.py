@@ -203,29 +203,25 @@ class JudgeClient:
 import hashlib
 import json
 
-from llmscratch.instruct import clip
-
-# What "correct" means, as chapter 6's exact match (`is_correct`) decides it
-EXACT_RULE = """An answer is correct only when it is exactly the reference
-answer once extra spaces and line breaks are ignored: the same words, numbers,
-punctuation and capital letters, in the same order, with nothing added."""
+from llmscratch.instruct import FAMILIES, clip, correctness_rule
 
 RUBRIC = """You are a strict grader. You see an instruction, sometimes an input,
-and an answer. Score how well the answer carries out the instruction:
-5: correct: exactly what was asked, with the right capital letters and
-punctuation, nothing missing and nothing extra.
-4: nearly correct: one word, sign or capital letter is wrong or extra.
+the rule that says when an answer counts as correct, and an answer. Score how
+well the answer carries out the instruction:
+5: correct by the rule: exactly what was asked, nothing missing or extra.
+4: nearly correct: one word, number or sign is wrong or extra.
 3: partly correct: some of the task is done right.
 2: an attempt at the task, but wrong.
 1: no attempt: empty, off topic, or nonsense.
-Extra spaces and line breaks do not matter. Judge correctness only."""
+Judge correctness only."""
 
-REFERENCE_RUBRIC = f"""You are a strict grader. You see an instruction,
-sometimes an input, a reference answer that is known to be right, and an
-answer to check. {EXACT_RULE} Anything else is incorrect."""
+REFERENCE_RUBRIC = """You are a strict grader. You see an instruction,
+sometimes an input, a reference answer that is known to be right, the rule
+that says when an answer counts as correct, and an answer to check. Follow
+the rule: an answer it does not call right is incorrect."""
 
 PLAIN_REFERENCE_RUBRIC = """Is the answer to check the same as the reference
-answer? Capital letters and punctuation count; extra spaces do not."""
+answer, by the rule given?"""
 
 PAIRWISE_RUBRIC = """You compare two answers, A and B, to the same
 instruction. Pick the answer that carries out the instruction more correctly.
@@ -263,11 +259,23 @@ REPLY_FORMATS = {  # each reply's shape in words, for servers without schemas
 MAX_ANSWER_CHARS = 300  # answers can ramble; the judge sees the start
 
 
+def family_rule(record):
+    """Chapter 6's sentence for when an answer in the record's family is
+    right: the one definition that exact match (`is_correct`) uses too."""
+    rule = correctness_rule(record["family"])
+    if record.get("rule", rule) != rule:
+        raise ValueError(f"record {record.get('id', '?')!r} carries another "
+                         "rule than chapter 6 defines: rerun "
+                         "lessons/06-instructions.md")
+    return rule
+
+
 def rubric_fingerprint():
-    """A short hash of all that defines the judging; any edit changes it."""
+    """A short hash of all that defines the judging; any edit changes it,
+    and so does a change to chapter 6's rules of what is correct."""
     frozen = [RUBRIC, REFERENCE_RUBRIC, PLAIN_REFERENCE_RUBRIC, PAIRWISE_RUBRIC,
               SCORE_SCHEMA, VERDICT_SCHEMA, PAIR_SCHEMA, REPLY_FORMATS,
-              MAX_ANSWER_CHARS]
+              MAX_ANSWER_CHARS, [correctness_rule(f) for f in FAMILIES]]
     encoded = json.dumps(frozen, sort_keys=True).encode()
     return hashlib.sha256(encoded).hexdigest()[:12]
 
@@ -279,6 +287,10 @@ def task_lines(record):
     return lines
 
 
+def rule_line(record):
+    return f"Rule: {family_rule(record)}"
+
+
 def chat_messages(rubric, reply_format, user_lines):
     """The rubric and reply format (the same each time) first, then the item."""
     return [{"role": "system", "content": f"{rubric}\n{reply_format}"},
@@ -286,14 +298,16 @@ def chat_messages(rubric, reply_format, user_lines):
 
 
 def score_messages(record, answer):
-    """Direct scoring: the rubric, the task and one answer."""
-    lines = task_lines(record) + [f"Answer: {clip(answer, MAX_ANSWER_CHARS)}"]
+    """Direct scoring: the rubric, the task, its rule and one answer."""
+    lines = task_lines(record) + [rule_line(record),
+                                  f"Answer: {clip(answer, MAX_ANSWER_CHARS)}"]
     return chat_messages(RUBRIC, REPLY_FORMATS["score"], lines)
 
 
 def reference_lines(record, answer):
     return task_lines(record) + [
         f"Reference answer: {clip(record['reference'], MAX_ANSWER_CHARS)}",
+        rule_line(record),
         f"Answer to check: {clip(answer, MAX_ANSWER_CHARS)}"]
 
 
@@ -633,7 +647,7 @@ NEAR_MISS_RULES = ("one word changed", "order swapped", "number off by one",
 EXTRA_SENTENCES = ("I hope this helps.", "That is my answer.",
                    "Thank you for asking.")
 SWAPS = {"positive": "negative", "negative": "positive"}
-SCARCE_RULES = ("number off by one", "order swapped")
+SCARCE_RULES = ("number off by one", "order swapped", "wrong case")
 
 
 def change_one_word(reference, rng):
@@ -647,9 +661,10 @@ def change_one_word(reference, rng):
     return " ".join(words)
 
 
-def near_miss(reference, rule, rng):
-    """A wrong variant of `reference` made by `rule`, or None if the rule
-    does not apply to it (no number to change, one word only...)."""
+def near_miss(reference, rule, rng, family):
+    """A variant of `reference` made by `rule` that is wrong by `family`'s
+    rule, or None if there is none (no number to change, one word only, or
+    case flipped where case does not count)."""
     words = reference.split()
     if rule == "one word changed":
         variant = change_one_word(reference, rng)
@@ -675,7 +690,7 @@ def near_miss(reference, rule, rng):
         variant = f"{reference} {rng.choice(EXTRA_SENTENCES)}"
     else:
         raise ValueError(f"unknown rule {rule!r}; use one of {NEAR_MISS_RULES}")
-    example = {"exact": True, "output": reference}
+    example = {"exact": True, "family": family, "output": reference}
     return None if is_correct(example, variant) else variant
 
 
@@ -699,7 +714,8 @@ def calibration_items(examples, n_records, seed=0):
         order = sorted(NEAR_MISS_RULES, key=lambda r: (
             used[r], r not in SCARCE_RULES, rng.random()))
         for rule in order:
-            variant = near_miss(example["output"], rule, rng)
+            variant = near_miss(example["output"], rule, rng,
+                                example["family"])
             if variant is not None:
                 break
         else:
@@ -707,8 +723,8 @@ def calibration_items(examples, n_records, seed=0):
                              f"{example['output']!r}")
         used[rule] += 1
         name = f"cal-{example['id']}"
-        items.append({**task, "id": f"{name}-ref", "rule": "reference",
+        items.append({**task, "id": f"{name}-ref", "made_by": "reference",
                       "answer": example["output"], "truth": True})
-        items.append({**task, "id": f"{name}-miss", "rule": rule,
+        items.append({**task, "id": f"{name}-miss", "made_by": rule,
                       "answer": variant, "truth": False})
     return items

@@ -25,10 +25,10 @@ from llmscratch.judge import (
     preferred_side, sample_records, score_messages, weighted_score,
 )
 from llmscratch.judge import (
-    EXACT_RULE, NEAR_MISS_RULES, REFERENCE_RUBRIC, calibration_items, debiased_pick,
+    NEAR_MISS_RULES, REFERENCE_RUBRIC, calibration_items, debiased_pick,
     kappa_interval, near_miss, reference_messages, verdict_probability,
 )
-from llmscratch.instruct import is_correct
+from llmscratch.instruct import EXACT_FAMILIES, correctness_rule, is_correct
 
 # ---------------------------------------------------------------- the parser
 
@@ -275,13 +275,22 @@ def test_verdict_probability_by_hand():
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.sampled_from(["dog", "cat", "Sun", "12", "0", "Hamlet", "positive", "RED"]),
-                min_size=1, max_size=4), st.sampled_from(NEAR_MISS_RULES), st.integers(0, 50))
-def test_near_misses_are_wrong_by_exact_match(words, rule, seed):
+                min_size=1, max_size=4), st.sampled_from(NEAR_MISS_RULES), st.integers(0, 50),
+       st.sampled_from(EXACT_FAMILIES))
+def test_near_misses_are_wrong_by_exact_match(words, rule, seed, family):
     import random
     reference = " ".join(words)
-    variant = near_miss(reference, rule, random.Random(seed))
+    variant = near_miss(reference, rule, random.Random(seed), family)
     if variant is not None:
-        assert not is_correct({"exact": True, "output": reference}, variant)
+        assert not is_correct({"exact": True, "family": family, "output": reference}, variant)
+    if rule == "wrong case" and family != "uppercase":
+        assert variant is None  # a flipped case is right where case does not count
+
+
+def test_wrong_case_is_a_near_miss_only_where_case_counts():
+    import random
+    assert near_miss("RED SEA", "wrong case", random.Random(0), "uppercase") == "red sea"
+    assert near_miss("Red Sea", "wrong case", random.Random(0), "sort_words") is None
 
 
 def test_calibration_items_are_balanced_and_known():
@@ -294,18 +303,34 @@ def test_calibration_items_are_balanced_and_known():
     assert len(items) == 16 and sum(c["truth"] for c in items) == 8
     assert items == calibration_items(examples, 8, seed=0)
     for c in items:
-        assert is_correct({"exact": True, "output": c["reference"]}, c["answer"]) == c["truth"]
-    assert {c["rule"] for c in items if not c["truth"]} == set(NEAR_MISS_RULES)
+        truth = {"exact": True, "family": c["family"], "output": c["reference"]}
+        assert is_correct(truth, c["answer"]) == c["truth"]
+        if c["made_by"] == "wrong case":
+            assert c["family"] == "uppercase"
+    assert {c["made_by"] for c in items if not c["truth"]} == set(NEAR_MISS_RULES)
     with pytest.raises(ValueError, match="ask for fewer"):
         calibration_items(examples, 20)
 
 
-def test_reference_rubric_states_the_exact_match_rule():
-    record = {"instruction": "Do it.", "input": "", "reference": "A b"}
-    system = reference_messages(record, "a b")[0]["content"]
-    assert EXACT_RULE in system and system.startswith(REFERENCE_RUBRIC)
-    assert is_correct({"exact": True, "output": "A b"}, " A  b\n")
-    assert not is_correct({"exact": True, "output": "A b"}, "a b")
+@pytest.mark.parametrize("family", EXACT_FAMILIES)
+def test_requests_state_chapter_6s_rule_of_the_family(family):
+    record = {"family": family, "instruction": "Do it.", "input": "", "reference": "A b"}
+    messages = reference_messages(record, "a b")
+    assert messages[0]["content"].startswith(REFERENCE_RUBRIC)
+    assert f"Rule: {correctness_rule(family)}" in messages[1]["content"]
+    assert f"Rule: {correctness_rule(family)}" in score_messages(record, "a b")[1]["content"]
+    truth = {"exact": True, "family": family, "output": "A b"}
+    assert is_correct(truth, " A  b\n") and not is_correct(truth, "A b.")
+    assert is_correct(truth, "a b") == (family != "uppercase")
+    assert ("does not matter" in correctness_rule(family)) == (family != "uppercase")
+
+
+def test_a_record_with_another_rule_is_refused():
+    record = {"id": "r", "family": "uppercase", "instruction": "Do it.", "input": "",
+              "reference": "A", "rule": correctness_rule("sentiment")}
+    with pytest.raises(ValueError, match="06-instructions"):
+        reference_messages(record, "a")
+    assert reference_messages({**record, "rule": correctness_rule("uppercase")}, "a")
 
 
 # ---------------------------------------------------------------- records
