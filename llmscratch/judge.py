@@ -235,6 +235,10 @@ SCORE_SCHEMA = {
     "required": ["score", "reason"],
     "additionalProperties": False,
 }
+# A token limit that fits the longest reply SCORE_SCHEMA allows even at one
+# token per character; a shorter one can cut a reply inside its reason.
+SCORE_TOKENS = (len(json.dumps({"score": 5, "reason": ""}))
+                + SCORE_SCHEMA["properties"]["reason"]["maxLength"])
 VERDICT_SCHEMA = {
     "type": "object",
     "properties": {"verdict": {"type": "string",
@@ -465,7 +469,7 @@ def ask(client, messages, schema, max_tokens, top_logprobs=0):
         return Invalid(f"server error {error.status}", str(error))
 
 
-def judge_scores(client, record, side, max_tokens=40):
+def judge_scores(client, record, side, max_tokens=SCORE_TOKENS):
     """One call, three readings of one model's answer: the direct Verdict,
     the weighted score and the digit probabilities (each may be Invalid)."""
     messages = score_messages(record, record[side])

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from llmscratch import course
 from llmscratch.classify import bootstrap_ci
 from llmscratch.judge import (
-    SCORE_SCHEMA, Invalid, JudgeClient, JudgeHTTPError, JudgeServerError, JudgeTimeout, JudgeUnavailable,
+    SCORE_SCHEMA, SCORE_TOKENS, Invalid, JudgeClient, JudgeHTTPError, JudgeServerError, JudgeTimeout, JudgeUnavailable,
     LlamaCppServer, SMOLLM2_FILE, TokenLogprob, Verdict, agreement, check_records,
     cohen_kappa, label_matrix, is_invalid, parse_choice, parse_verdict, position_bias,
     preferred_side, sample_records, score_messages, weighted_score,
@@ -492,7 +492,7 @@ def test_live_llama_cpp_server_start_request_stop():
         client = JudgeClient(server.base_url, server.alias, timeout=30)
         assert client.models() == [server.alias]
         record = make_records()[0]
-        reply = client.chat(score_messages(record, record["tuned"]), schema=SCORE_SCHEMA, max_tokens=40, top_logprobs=10)
+        reply = client.chat(score_messages(record, record["tuned"]), schema=SCORE_SCHEMA, max_tokens=SCORE_TOKENS, top_logprobs=10)
         verdict = parse_verdict(reply.text)
         assert isinstance(verdict, (Verdict, Invalid))
         if reply.finish_reason == "stop":  # the schema holds unless the token limit cut the reply
