@@ -53,7 +53,8 @@ class GPTConfig:
         unknown = sorted(set(d) - set(known))
         if unknown:
             raise ValueError(
-                f"unknown GPTConfig field(s) {unknown}; the fields are {known}"
+                f"unknown {cls.__name__} field(s) {unknown}; "
+                f"the fields are {known}"
             )
         return cls(**d)
 
@@ -654,17 +655,9 @@ class LlamaConfig:
     def head_dim(self) -> int:
         return self.emb_dim // self.n_heads
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LlamaConfig":
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ValueError(f"unknown LlamaConfig field(s) {unknown}; "
-                             f"the fields are {known}")
-        return cls(**d)
+    # saved and read back exactly like GPTConfig (section 3.1)
+    to_dict = GPTConfig.to_dict
+    from_dict = classmethod(GPTConfig.from_dict.__func__)
 
 
 import torch
