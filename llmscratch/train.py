@@ -1083,6 +1083,54 @@ from llmscratch.model import GPTModel, count_parameters
 from llmscratch.tokenizer import COURSE_VOCAB_FILE, load_course_encoding
 
 
+def final_evaluation(model, train_ids, val_ids, model_cfg, history, encoding,
+                     final_windows, device, load_start) -> dict:
+    """The figures a finished run reports (losses, perplexity, bits per byte,
+    throughput, machine load), shared by `pretrain` and its data-parallel
+    twin."""
+    # final losses: the whole validation set, and as many evenly spread
+    # training windows
+    final_train, final_val = (
+        eval_loader(
+            ids, model_cfg.context_length, 16, max_windows=final_windows
+        )
+        for ids in (train_ids, val_ids)
+    )
+    probe = eval_loader(
+        val_ids,
+        model_cfg.context_length,
+        batch_size=8,
+        max_windows=PROBE_WINDOWS,
+    )
+    train_seconds = history["train"][-1]["time_s"]
+    tokens_seen = history["train"][-1]["tokens"]
+    val_loss = evaluate_loss(model, final_val, device)
+    val_targets = torch.cat([y.flatten() for _, y in final_val])
+    val_bytes = int(token_byte_lengths(encoding)[val_targets].sum())
+    return {
+        "parameters": count_parameters(model),
+        "tokens_seen": tokens_seen,
+        "train_seconds": train_seconds,
+        "tokens_per_second": tokens_seen / train_seconds,
+        "train_tokens": len(train_ids),
+        "val_tokens": len(val_ids),
+        "train_loss": evaluate_loss(model, final_train, device),
+        "val_loss": val_loss,
+        "val_perplexity": perplexity(val_loss),
+        "val_bits_per_byte": bits_per_byte(val_loss * val_targets.numel(),
+                                           val_bytes),
+        "final_eval_windows": [
+            len(final_train.dataset),
+            len(final_val.dataset),
+        ],
+        "probe_windows": PROBE_WINDOWS,
+        "probe_val_loss": evaluate_loss(model, probe, device),
+        "threads": torch.get_num_threads(),
+        "load_average": [round(load_start, 2), round(os.getloadavg()[1], 2)],
+        "device": str(device),
+    }
+
+
 def pretrain(
     model_cfg=COURSE_GPT_CONFIG,
     train_cfg=PRETRAIN_CONFIG,
@@ -1144,48 +1192,10 @@ def pretrain(
         checkpoint_every=checkpoint_every,
     )
 
-    # final losses: the whole validation set, and as many evenly spread
-    # training windows
-    final_train, final_val = (
-        eval_loader(
-            ids, model_cfg.context_length, 16, max_windows=final_windows
-        )
-        for ids in (train_ids, val_ids)
-    )
-    probe = eval_loader(
-        val_ids,
-        model_cfg.context_length,
-        batch_size=8,
-        max_windows=PROBE_WINDOWS,
-    )
-    train_seconds = history["train"][-1]["time_s"]
-    tokens_seen = history["train"][-1]["tokens"]
-    val_loss = evaluate_loss(model, final_val, device)
-    val_targets = torch.cat([y.flatten() for _, y in final_val])
-    val_bytes = int(token_byte_lengths(encoding)[val_targets].sum())
-    config = {
-        "parameters": count_parameters(model),
-        "tokens_seen": tokens_seen,
-        "train_seconds": train_seconds,
-        "tokens_per_second": tokens_seen / train_seconds,
-        "train_tokens": len(train_ids),
-        "val_tokens": len(val_ids),
-        "train_loss": evaluate_loss(model, final_train, device),
-        "val_loss": val_loss,
-        "val_perplexity": perplexity(val_loss),
-        "val_bits_per_byte": bits_per_byte(val_loss * val_targets.numel(),
-                                           val_bytes),
-        "final_eval_windows": [
-            len(final_train.dataset),
-            len(final_val.dataset),
-        ],
-        "probe_windows": PROBE_WINDOWS,
-        "probe_val_loss": evaluate_loss(model, probe, device),
-        "threads": torch.get_num_threads(),
-        "load_average": [round(load_start, 2), round(os.getloadavg()[1], 2)],
-        "device": str(device),
-        "compiled": compile_model,
-    }
+    config = {**final_evaluation(model, train_ids, val_ids, model_cfg,
+                                 history, encoding, final_windows, device,
+                                 load_start),
+              "compiled": compile_model}
     hardware = (
         f"{cpu_name()}, {torch.get_num_threads()} PyTorch thread(s) "
         f"(os.cpu_count() = {os.cpu_count()}), "
@@ -1557,28 +1567,10 @@ def pretrain_data_parallel(
         if rank != 0:
             return None
         # rank 0: final losses, model card and release folder, as `pretrain`
-        final_train, final_val = (
-            eval_loader(ids, model_cfg.context_length, 16, final_windows)
-            for ids in (train_ids, val_ids))
-        probe = eval_loader(val_ids, model_cfg.context_length, 8,
-                            PROBE_WINDOWS)
-        seconds = history["train"][-1]["time_s"]
-        tokens = history["train"][-1]["tokens"]
-        val_loss = evaluate_loss(model, final_val, device)
         config = {
-            "parameters": count_parameters(model), "tokens_seen": tokens,
-            "train_seconds": seconds, "tokens_per_second": tokens / seconds,
-            "train_tokens": len(train_ids), "val_tokens": len(val_ids),
-            "train_loss": evaluate_loss(model, final_train, device),
-            "val_loss": val_loss, "val_perplexity": perplexity(val_loss),
-            "final_eval_windows": [len(final_train.dataset),
-                                   len(final_val.dataset)],
-            "probe_windows": PROBE_WINDOWS,
-            "probe_val_loss": evaluate_loss(model, probe, device),
-            "threads": torch.get_num_threads(),
-            "load_average": [round(load_start, 2),
-                             round(os.getloadavg()[1], 2)],
-            "device": str(device), "compiled": False, "world_size": world,
+            **final_evaluation(model, train_ids, val_ids, model_cfg, history,
+                               encoding, final_windows, device, load_start),
+            "compiled": False, "world_size": world,
             "accumulation": accumulation, "backend": dist.get_backend()}
         hardware = (
             f"{cpu_name()}, {world} data-parallel process(es) "
