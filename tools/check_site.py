@@ -483,20 +483,24 @@ PLAYGROUND_JS = """async (check) => {
   const a = check.attention;
   const map = pg.attention(check.prompt_ids[a.prompt], a.layer, a.head);
   const attention = Math.max(...map.map((row, r) => maxDiff(row, a.weights[r])));
-  // the comparison must be able to fail: one weight one int8 step off must show
+  // the comparison must be able to fail: one weight one int8 step off must show, be it in
+  // the embedding of a prompt's last token or inside a feed-forward layer
   const model = pg.state.model, probe = check.prompt_ids[0];
-  const row = probe[probe.length - 1] * model.D;
-  const emb = model.w['tok_emb.weight'], kept = emb[row];
-  const step = Math.max(...emb.subarray(row, row + model.D).map(Math.abs)) / 127;
-  emb[row] = kept + step;
-  const perturbed = maxDiff(pg.logits(probe), check.logits[0]);
-  emb[row] = kept;
+  const nudge = (name, index, cols) => {
+    const w = model.w[name], kept = w[index], row = index - index % cols;
+    w[index] = kept + Math.max(...w.subarray(row, row + cols).map(Math.abs)) / 127;
+    const moved = Math.max(...check.prompt_ids.map((ids, p) => maxDiff(pg.logits(ids), check.logits[p])));
+    w[index] = kept;
+    return moved;
+  };
+  const perturbed = Math.min(nudge('tok_emb.weight', probe[probe.length - 1] * model.D, model.D),
+                             nudge('blocks.2.ff.layers.0.weight', 5000, model.D));
   // speed: greedy tokens with the KV cache, after a prompt of a few tokens
   const n = 128;
   const started = performance.now();
   pg.greedy(probe, n);
   const seconds = (performance.now() - started) / 1000;
-  return {tokens, logits, greedy, attention, perturbed, step, tokensPerSecond: n / seconds,
+  return {tokens, logits, greedy, attention, perturbed, tokensPerSecond: n / seconds,
           strings: check.strings.length};
 }"""
 
@@ -570,7 +574,17 @@ def check_playground(new_context, base: str, site: Path, shots: Path) -> dict:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"JavaScript error: {exc}"))
     page.goto(url, wait_until="commit")
-    page.wait_for_selector("#pg-generate:not([disabled])", timeout=60_000)
+    try:  # ready, or a message saying why not
+        page.wait_for_function("document.querySelector('#pg-generate:not([disabled])') || "
+                               "/could not/.test((document.getElementById('pg-status') || "
+                               "{}).textContent)", timeout=60_000)
+    except Exception:  # playwright's TimeoutError
+        pass
+    if not page.query_selector("#pg-generate:not([disabled])"):
+        status = page.inner_text("#pg-status") if page.query_selector("#pg-status") else "?"
+        context.close()
+        return {"page": name, "problems": problems + errors + [
+            f"the model did not load; the page says: {status!r}"]}
     page.focus("#pg-prompt")
     page.keyboard.press("End")
     page.keyboard.press("Control+Enter")
@@ -648,7 +662,7 @@ def check_playground(new_context, base: str, site: Path, shots: Path) -> dict:
     detail = [
         f"{result['strings'] - len(result['tokens'])}/{result['strings']} strings tokenised as tiktoken",
         f"logits vs PyTorch max |diff| {worst:.2g} (tolerance {tolerance['logits']:g}; "
-        f"one weight one int8 step off: {result['perturbed']:.2g})",
+        f"one weight one int8 step off moves them by at least {result['perturbed']:.2g})",
         f"greedy {sum(g['equal'] for g in result['greedy'])}/"
         f"{check['greedy_tokens'] * len(check['prompts'])} tokens equal "
         f"(smallest top-2 margin {check['smallest_greedy_margin']:.2g})",

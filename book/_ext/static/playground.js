@@ -162,7 +162,7 @@
           throw new Error(`unknown tensor type ${t.dtype} for ${t.name}`);
         }
       }
-      this.w['out_head.weight'] = this.w['tok_emb.weight'];  // tied, stored once
+      if (!this.w['out_head.weight']) this.w['out_head.weight'] = this.w['tok_emb.weight'];  // tied
     }
 
     newCache() {
