@@ -669,7 +669,8 @@ def check_playground(new_context, base: str, site: Path, shots: Path) -> dict:
         f"attention max |diff| {result['attention']:.2g}",
         f"int8 vs float32 weights: logits {cost['max_logit_error_all_positions']:.3g}, "
         f"greedy {cost['greedy_tokens_equal_to_float32']}/{cost['greedy_tokens_compared']} equal",
-        f"{result['tokensPerSecond']:.0f} tokens/s",
+        f"{result['tokensPerSecond']:.0f} tokens/s (load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs)",
         f"first token {first_token_s:.2f} s after navigation (script started at "
         f"{cold['started'] / 1000:.2f} s, weights in at {cold['downloaded'] / 1000:.2f} s, "
         f"model ready at {cold['ready'] / 1000:.2f} s)",

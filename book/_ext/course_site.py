@@ -574,7 +574,8 @@ def playground_files() -> Path:
 def add_playground_scripts(app, pagename, templatename, context, doctree):
     """The playground's script and style sheet, on its page only."""
     if pagename == PLAYGROUND_PAGE:
-        app.add_js_file("playground.js", loading_method="defer")
+        # async: the model starts downloading before the page's other scripts have run
+        app.add_js_file("playground.js", loading_method="async")
         app.add_css_file("playground.css")
 
 

@@ -657,11 +657,16 @@
 
   // ---- the interface the browser check uses (tools/check_site.py) ------------------------
 
-  const ready = load().then(state => {
+  // The script loads asynchronously: the model may be ready before the page is parsed.
+  const parsed = document.readyState === 'loading'
+    ? new Promise(resolve => document.addEventListener('DOMContentLoaded', resolve)) : null;
+  const ready = load().then(async state => {
+    await parsed;
     window.coursePlayground.state = state;
     if (document.getElementById('course-playground')) setup(state);
     return state;
-  }).catch(error => {
+  }).catch(async error => {
+    await parsed;
     const status = document.getElementById('pg-status');
     if (status) status.textContent = `The model could not be loaded: ${error.message}`;
     throw error;
