@@ -273,8 +273,9 @@ def expected_values(original, dequantised, encoding) -> tuple[dict, bytes]:
 def cache_key() -> str:
     """Changes whenever anything the output depends on changes."""
     digest = hashlib.sha256()
-    for path in [Path(__file__), ROOT / "llmscratch" / "model.py",
-                 ROOT / "llmscratch" / "attention.py", CHECKPOINT / "SHA256SUMS"]:
+    code = ["model.py", "attention.py", "tokenizer.py", "train.py"]
+    for path in [Path(__file__), CHECKPOINT / "SHA256SUMS",
+                 *(ROOT / "llmscratch" / name for name in code)]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -342,6 +343,9 @@ def ensure(cache_root: Path) -> Path:
     folder = cache_root / cache_key()
     if not (folder / FOLDER / "course-gpt.json").is_file():
         build(folder)
+        for old in cache_root.iterdir():  # builds for an older checkpoint or older code
+            if old.is_dir() and old != folder:
+                shutil.rmtree(old, ignore_errors=True)
     return folder
 
 
