@@ -604,9 +604,13 @@
 
     async function generate() {
       if (running) return;
-      const ids = promptIds();
+      let ids = promptIds();
       if (!ids.length) { status.textContent = 'Type a prompt first.'; prompt.focus(); return; }
       const opts = settings();
+      // leave room in the context for the tokens asked for: keep the prompt's end
+      const room = Math.max(1, model.C - opts.count);
+      const cut = ids.length > room ? ` from the prompt's last ${room} tokens` : '';
+      if (cut) ids = ids.slice(ids.length - room);
       running = true;
       button.disabled = true; stop.disabled = false;
       const random = randomFrom(opts.seed);
@@ -633,7 +637,7 @@
       state.lastRun = {tokens: made.length, seconds, ids: made};
       $('pg-speed').textContent = `${made.length} tokens in ${nf(seconds, 2)} s ` +
         `(${nf(made.length / seconds, 0)} tokens/s, prompt included)${stopped}.`;
-      status.textContent = `Generated ${made.length} tokens${stopped}.`;
+      status.textContent = `Generated ${made.length} tokens${cut}${stopped}.`;
       running = false;
       button.disabled = false; stop.disabled = true;
     }
