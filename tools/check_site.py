@@ -37,6 +37,18 @@ full-page screenshot of every page goes to DIR (default: screenshots/ next to SI
 _build/screenshots). Each failure names the page and the element. Links
 to other websites are counted but not followed.
 
+The playground page (book/playground.md; its files come from tools/playground.py) is checked
+again with the model running: its header names the SHA-256 of the weights in
+checkpoints/course-gpt/SHA256SUMS and of the weight file it ships; the page's token ids equal
+tiktoken's on the fixed list of strings the build wrote (check.json); its logits for the fixed
+prompts equal PyTorch's (same dequantised weights) within the stated tolerance, and a weight
+changed by one int8 step moves them beyond it (the comparison can fail); greedy generation picks
+PyTorch's tokens one for one; one head's attention weights equal PyTorch's. Driven by keyboard
+alone from a cold browser (Ctrl+Enter in the prompt), it must show its first generated token
+within PLAYGROUND_FIRST_TOKEN_S of the navigation; a second visit must take the weights from the
+browser's cache. It prints tokens/s, the time to first token and the bytes transferred, fits a
+phone's width (PHONE_WIDTH), and saves two more screenshots (after generating; on a phone).
+
 Prints one line a check and a closing "N passed, M failed" line; exits 1 when a check fails and
 2 when Chromium or Playwright is missing (saying how to get them).
 """
@@ -63,6 +75,9 @@ CHROMIUM_FLAGS = [
 SEARCH_WORD = "attention"
 LESSON = re.compile(r"^lessons/(\d\d)-(?!report-card$)[\w-]+$")  # as in book/_ext/course_site.py
 MAX_BAR_REFRESHES = 3
+PLAYGROUND = "book/playground"
+PLAYGROUND_FIRST_TOKEN_S = 3.0  # from navigation to the first generated token, cold cache
+PHONE_WIDTH = 375  # CSS pixels: a small phone held upright
 # An alt text that is a file name, a path or a hash says nothing to a screen reader.
 BAD_ALT = re.compile(r"^\s*$|\.(?:png|jpe?g|svg|gif|webp)\s*$|_images/|[0-9a-f]{16,}", re.I)
 
@@ -447,6 +462,225 @@ def check_search(page, base: str) -> dict:
             "results": results[:10]}
 
 
+# Run in the playground page: every comparison with what PyTorch and tiktoken computed.
+PLAYGROUND_JS = """async (check) => {
+  const pg = window.coursePlayground;
+  await pg.ready;
+  const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const tokens = [];
+  check.strings.forEach((text, i) => {
+    const got = pg.encode(text);
+    if (!same(got, check.ids[i])) tokens.push({i, text: text.slice(0, 40),
+                                               got: got.slice(0, 12), want: check.ids[i].slice(0, 12)});
+  });
+  const maxDiff = (got, want) => got.reduce((m, x, i) => Math.max(m, Math.abs(x - want[i])), 0);
+  const logits = check.prompt_ids.map((ids, p) => maxDiff(pg.logits(ids), check.logits[p]));
+  const greedy = check.prompt_ids.map((ids, p) => {
+    const got = pg.greedy(ids, check.greedy_tokens), want = check.greedy[p];
+    const first = got.findIndex((t, i) => t !== want[i]);
+    return {equal: got.filter((t, i) => t === want[i]).length, first, got: got.slice(0, 8)};
+  });
+  const a = check.attention;
+  const map = pg.attention(check.prompt_ids[a.prompt], a.layer, a.head);
+  const attention = Math.max(...map.map((row, r) => maxDiff(row, a.weights[r])));
+  // the comparison must be able to fail: one weight one int8 step off must show, be it in
+  // the embedding of a prompt's last token or inside a feed-forward layer
+  const model = pg.state.model, probe = check.prompt_ids[0];
+  const nudge = (name, index, cols) => {
+    const w = model.w[name], kept = w[index], row = index - index % cols;
+    w[index] = kept + Math.max(...w.subarray(row, row + cols).map(Math.abs)) / 127;
+    const moved = Math.max(...check.prompt_ids.map((ids, p) => maxDiff(pg.logits(ids), check.logits[p])));
+    w[index] = kept;
+    return moved;
+  };
+  const perturbed = Math.min(nudge('tok_emb.weight', probe[probe.length - 1] * model.D, model.D),
+                             nudge('blocks.2.ff.layers.0.weight', 5000, model.D));
+  // speed: greedy tokens with the KV cache, after a prompt of a few tokens
+  const n = 128;
+  const started = performance.now();
+  pg.greedy(probe, n);
+  const seconds = (performance.now() - started) / 1000;
+  return {tokens, logits, greedy, attention, perturbed, tokensPerSecond: n / seconds,
+          strings: check.strings.length};
+}"""
+
+# Every control of the playground has a name a screen reader can say, and the heat map has a
+# text alternative and takes the keyboard focus.
+PLAYGROUND_A11Y_JS = """() => {
+  const root = document.querySelector('article') || document.body;
+  const unnamed = [];
+  for (const el of root.querySelectorAll('input, select, textarea, button')) {
+    const name = (el.labels && el.labels.length) || el.getAttribute('aria-label') ||
+                 el.textContent.trim();
+    if (!name) unnamed.push(el.id || el.tagName);
+  }
+  const map = document.getElementById('pg-heatmap');
+  return {unnamed, heatmapLabel: map ? map.getAttribute('aria-label') : null,
+          heatmapFocusable: map ? map.tabIndex >= 0 : false,
+          transfer: performance.getEntriesByType('resource')
+            .concat(performance.getEntriesByType('navigation'))
+            .reduce((sum, e) => sum + (e.transferSize || 0), 0),
+          firstToken: window.coursePlayground.state && window.coursePlayground.state.firstTokenAt,
+          ready: window.coursePlayground.state && window.coursePlayground.state.readyAt,
+          started: window.coursePlayground.state && window.coursePlayground.state.startedAt,
+          downloaded: window.coursePlayground.state && (window.coursePlayground.state.startedAt +
+                                                        window.coursePlayground.state.downloadMs),
+          fromCache: window.coursePlayground.state && window.coursePlayground.state.fromCache,
+          output: (document.getElementById('pg-output') || {}).textContent || ''};
+}"""
+
+
+def read_sha256sums(folder: Path) -> dict[str, str]:
+    return {line[66:]: line[:64] for line in (folder / "SHA256SUMS").read_text().splitlines()}
+
+
+def check_playground(new_context, base: str, site: Path, shots: Path) -> dict:
+    """The playground's model against tiktoken and PyTorch, its speed, its weight of bytes."""
+    import hashlib
+    from array import array
+
+    name = f"the playground ({PLAYGROUND})"
+    folder = site / "_static" / "playground"
+    header_file = folder / "course-gpt.json"
+    if not header_file.is_file():
+        return {"page": name, "problems": [f"{header_file} is missing: the site build writes it "
+                                           "(tools/playground.py)"]}
+    header = json.loads(header_file.read_text())
+    check = json.loads((folder / "check.json").read_text())
+    logits = array("f")
+    logits.frombytes((folder / check["logits_file"]).read_bytes())
+    vocab = header["config"]["vocab_size"]
+    check["logits"] = [logits[i * vocab:(i + 1) * vocab].tolist()
+                       for i in range(len(check["prompts"]))]
+    problems, detail = [], []
+    sums = read_sha256sums(ROOT / "checkpoints" / "course-gpt")
+    if header["source"]["sha256"] != sums.get("model.safetensors"):
+        problems.append("the weight header's source SHA-256 differs from the model card's "
+                        "SHA256SUMS: rebuild the site")
+    weights = folder / header["weights"]["file"]
+    if not weights.is_file() or hashlib.sha256(weights.read_bytes()).hexdigest() != header["weights"]["sha256"]:
+        problems.append(f"{weights.name} is missing or does not match its header's SHA-256")
+    ranks = folder / header["tokenizer"]["file"]
+    if not ranks.is_file() or hashlib.sha256(ranks.read_bytes()).hexdigest() != sums.get(ranks.name):
+        problems.append(f"{ranks.name} is missing or differs from the checkpoint's")
+    if len(check["strings"]) < 200 or len(check["prompts"]) < 10:
+        problems.append(f"check.json holds {len(check['strings'])} strings and "
+                        f"{len(check['prompts'])} prompts (want at least 200 and 10)")
+
+    url = f"{base}{PLAYGROUND}.html"
+    # 1. a cold browser, driven by the keyboard: time from navigation to the first token
+    context = new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"JavaScript error: {exc}"))
+    page.goto(url, wait_until="commit")
+    try:  # ready, or a message saying why not
+        page.wait_for_function("document.querySelector('#pg-generate:not([disabled])') || "
+                               "/could not/.test((document.getElementById('pg-status') || "
+                               "{}).textContent)", timeout=60_000)
+    except Exception:  # playwright's TimeoutError
+        pass
+    if not page.query_selector("#pg-generate:not([disabled])"):
+        status = page.inner_text("#pg-status") if page.query_selector("#pg-status") else "?"
+        context.close()
+        return {"page": name, "problems": problems + errors + [
+            f"the model did not load; the page says: {status!r}"]}
+    page.focus("#pg-prompt")
+    page.keyboard.press("End")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function("window.coursePlayground.state.lastRun", timeout=120_000)
+    cold = page.evaluate(PLAYGROUND_A11Y_JS)
+    first_token_s = cold["firstToken"] / 1000
+    if first_token_s > PLAYGROUND_FIRST_TOKEN_S:
+        problems.append(f"first token {first_token_s:.2f} s after navigation "
+                        f"(want at most {PLAYGROUND_FIRST_TOKEN_S} s)")
+    if len(cold["output"]) <= len("KING HENRY.\n"):
+        problems.append("Ctrl+Enter in the prompt generated no text")
+    problems += [f"control {u} has no label" for u in cold["unnamed"]]
+    if not cold["heatmapLabel"] or "heat map of layer" not in cold["heatmapLabel"]:
+        problems.append(f"the heat map's text alternative is {cold['heatmapLabel']!r}")
+    if not cold["heatmapFocusable"]:
+        problems.append("the heat map cannot take the keyboard focus")
+    page.screenshot(path=str(shots / "book__playground__generated.png"), full_page=True)
+    page.focus("#pg-heatmap")
+    before = page.inner_text("#pg-cell")
+    page.keyboard.press("ArrowDown")
+    if page.inner_text("#pg-cell") == before:
+        problems.append("the arrow keys do not move the heat map's outlined square")
+
+    # 2. the model against PyTorch and tiktoken, in the same page
+    result = page.evaluate(PLAYGROUND_JS, check)
+    tolerance = check["tolerance"]
+    for bad in result["tokens"][:5]:
+        problems.append(f"token ids of string {bad['i']} {bad['text']!r}: page {bad['got']}, "
+                        f"tiktoken {bad['want']}")
+    if result["tokens"]:
+        problems.append(f"{len(result['tokens'])} of {result['strings']} strings tokenised differently")
+    worst = max(result["logits"])
+    if worst > tolerance["logits"]:
+        problems.append(f"logits differ from PyTorch's by up to {worst:.3g} "
+                        f"(tolerance {tolerance['logits']})")
+    if result["perturbed"] <= tolerance["logits"]:
+        problems.append(f"a weight one int8 step off moved the logits by only "
+                        f"{result['perturbed']:.3g}: the comparison could not see it")
+    for p, g in enumerate(result["greedy"]):
+        if g["first"] >= 0:
+            problems.append(f"greedy tokens of prompt {p} ({check['prompts'][p]!r}) part from "
+                            f"PyTorch's at token {g['first']}: {g['got']}")
+    if result["attention"] > tolerance["attention"]:
+        problems.append(f"attention weights differ from PyTorch's by {result['attention']:.3g}")
+    cost = header["int8_cost"]
+    context.close()
+
+    # 3. a second visit: the weights come from the browser's cache, not the network
+    context = new_context(viewport={"width": 1280, "height": 900})
+    fetched: list[str] = []
+    context.on("request", lambda r: fetched.append(r.url) if r.url.endswith(".bin") else None)
+    page = context.new_page()
+    page.goto(url, wait_until="load")
+    page.wait_for_function("window.coursePlayground.state", timeout=60_000)
+    page.goto(url, wait_until="load")
+    page.wait_for_function("window.coursePlayground.state", timeout=60_000)
+    warm = page.evaluate(PLAYGROUND_A11Y_JS)
+    if len(fetched) != 1 or not warm["fromCache"]:
+        problems.append(f"two visits fetched the weights {len(fetched)} time(s) "
+                        f"(second from the cache: {warm['fromCache']})")
+    context.close()
+
+    # 4. a phone's width: nothing sticks out, nothing scrolls sideways
+    context = new_context(viewport={"width": PHONE_WIDTH, "height": 800}, is_mobile=True)
+    page = context.new_page()
+    page.goto(url, wait_until="load")
+    page.wait_for_function("window.coursePlayground.state", timeout=60_000)
+    page.wait_for_selector("#pg-generate:not([disabled])", timeout=60_000)
+    phone = page.evaluate(INSPECT_JS)
+    problems += [f"at {PHONE_WIDTH} px: {w}" for w in phone["wide"]]
+    page.screenshot(path=str(shots / "book__playground__phone.png"), full_page=True)
+    context.close()
+    problems += errors
+
+    detail = [
+        f"{result['strings'] - len(result['tokens'])}/{result['strings']} strings tokenised as tiktoken",
+        f"logits vs PyTorch max |diff| {worst:.2g} (tolerance {tolerance['logits']:g}; "
+        f"one weight one int8 step off moves them by at least {result['perturbed']:.2g})",
+        f"greedy {sum(g['equal'] for g in result['greedy'])}/"
+        f"{check['greedy_tokens'] * len(check['prompts'])} tokens equal "
+        f"(smallest top-2 margin {check['smallest_greedy_margin']:.2g})",
+        f"attention max |diff| {result['attention']:.2g}",
+        f"int8 vs float32 weights: logits {cost['max_logit_error_all_positions']:.3g}, "
+        f"greedy {cost['greedy_tokens_equal_to_float32']}/{cost['greedy_tokens_compared']} equal",
+        f"{result['tokensPerSecond']:.0f} tokens/s (load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs)",
+        f"first token {first_token_s:.2f} s after navigation (script started at "
+        f"{cold['started'] / 1000:.2f} s, weights in at {cold['downloaded'] / 1000:.2f} s, "
+        f"model ready at {cold['ready'] / 1000:.2f} s)",
+        f"transferred {cold['transfer'] / 1e6:.2f} MB cold (weights {header['weights']['bytes'] / 1e6:.2f} MB), "
+        f"{warm['transfer'] / 1e6:.2f} MB on a second visit",
+    ]
+    return {"page": name, "problems": problems, "detail": detail,
+            "screenshot": str(shots / "book__playground__generated.png")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("site", nargs="?", default="_build/html", type=Path)
@@ -472,7 +706,6 @@ def main() -> None:
     started = time.perf_counter()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
         blocked: set[str] = set()
         off_site: dict[str, str] = {}  # URL -> the page that asked for it
 
@@ -486,7 +719,12 @@ def main() -> None:
                                     route.request.headers.get("referer", "?"))
                 route.abort()
 
-        context.route("**/*", offline)
+        def new_context(**options):
+            made = browser.new_context(**options)
+            made.route("**/*", offline)
+            return made
+
+        context = new_context(viewport={"width": 1280, "height": 900})
         checker = Checker(site, base, args.student)
         queue, seen = list(pages), set()
         while queue:
@@ -519,6 +757,11 @@ def main() -> None:
             results.append(check_dark_mode(page, base, chapters[0], shots))
         else:
             results.append({"page": "dark mode", "problems": ["no chapter in the table of contents"]})
+        if PLAYGROUND in pages:
+            results.append(check_playground(new_context, base, site, shots))
+        else:
+            results.append({"page": "the playground", "problems": [
+                f"{PLAYGROUND} is not in the table of contents"]})
         results.append({"page": "off-site requests", "detail": [], "problems": [
             f"request to {url} (from {who.replace(base, '/')}): the site must not load anything "
             "from another website" for url, who in sorted(off_site.items())]})

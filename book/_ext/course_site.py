@@ -22,6 +22,10 @@ What it adds to Jupyter Book:
 * MathJax from the site itself: the `mathjax` npm package pinned in book/vendor.json is fetched
   with `npm pack`, checked against its SHA-256 and served from _static/mathjax/, so no page asks
   another website for anything.
+* the playground (book/playground.md): tools/playground.py writes the course model's int8
+  weights, its header, the tokenizer's rank file and the browser check's expected values into
+  _build/.playground/ (once per checkpoint and code version), served from _static/playground/;
+  playground.js and playground.css are added to that page only.
 * the student edition (environment variable COURSE_EDITION=student, `make book-student`):
   every exercise solution is removed from the pages and the notebooks, and no page sources
   (which hold the solutions) are copied into the site.
@@ -57,6 +61,8 @@ ASSETS_FILE = ROOT / "llmscratch" / "assets.json"
 CHECKPOINTS = ROOT / "checkpoints"
 VENDOR_FILE = ROOT / "book" / "vendor.json"
 VENDOR_DIR = ROOT / "_build" / ".vendor"  # kept between builds (and cached by CI)
+PLAYGROUND_DIR = ROOT / "_build" / ".playground"  # the model for the browser, per checkpoint
+PLAYGROUND_PAGE = "book/playground"
 # A chapter's page; the report card (lessons/08-report-card) sorts after the chapters so that it
 # runs after them, but it is not a chapter: no run box, no notebook of its own.
 LESSON = re.compile(r"^lessons/(\d\d)-(?!report-card$)[\w-]+$")
@@ -555,6 +561,24 @@ def vendor_mathjax() -> Path:
     return folder
 
 
+def playground_files() -> Path:
+    """A folder holding playground/ (tools/playground.py: weights, header, rank file, checks)."""
+    spec = importlib.util.spec_from_file_location("playground", ROOT / "tools" / "playground.py")
+    playground = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(playground)
+    folder = playground.ensure(PLAYGROUND_DIR)
+    LOGGER.info(f"course_site: playground files from {folder}")
+    return folder
+
+
+def add_playground_scripts(app, pagename, templatename, context, doctree):
+    """The playground's script and style sheet, on its page only."""
+    if pagename == PLAYGROUND_PAGE:
+        # async: the model starts downloading before the page's other scripts have run
+        app.add_js_file("playground.js", loading_method="async")
+        app.add_css_file("playground.css")
+
+
 def add_static(app):
     app.config.html_static_path.append(str(Path(__file__).parent / "static"))
     app.add_css_file("course.css")
@@ -564,6 +588,8 @@ def add_static(app):
         raise ValueError(f"mathjax_path is {app.config.mathjax_path!r}; set it to {expected!r} in "
                          "_config.yml (sphinx: config:) so the site serves MathJax itself")
     app.config.html_static_path.append(str(vendor_mathjax()))
+    if (ROOT / f"{PLAYGROUND_PAGE}.md").is_file():
+        app.config.html_static_path.append(str(playground_files()))
 
 
 def setup(app):
@@ -582,5 +608,6 @@ def setup(app):
     app.connect("doctree-resolved", on_doctree_resolved)
     app.connect("html-page-context", rewire_header_buttons, priority=900)
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)
+    app.connect("html-page-context", add_playground_scripts)
     app.connect("build-finished", on_build_finished)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 2}
