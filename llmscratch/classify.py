@@ -272,7 +272,7 @@ import torch
 import torch.nn.functional as F
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all
 def evaluate(model, dataset: ReviewDataset, batch_size: int = 64) -> dict:
     """Mean 'loss', 'accuracy', class 'probabilities' [N, classes] and
     'correct' [N] (True where the prediction is right), in dataset order."""
@@ -343,7 +343,9 @@ def train_classifier(model, train_loader, val_set, epochs: int = 1,
         raise ValueError("every parameter is frozen: unfreeze something "
                          "(freeze_except, apply_lora)")
     device = params[0].device
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    # fused: one kernel updates every tensor (several times faster on a CPU)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay,
+                                  fused=True)
     history = {key: [] for key in HISTORY_KEYS}
     best_acc, best_state, since_best = -1.0, None, 0
     seen, window = 0, [0.0, 0, 0]  # loss sum, right, count since a record
