@@ -571,7 +571,8 @@ class LoRALinear(LowRankAdapter):
         out = self.base(x)
         if self.merged:  # the update is already inside base.weight
             return out
-        return out + self.scaling * ((x @ self.A.T) @ self.B.T)
+        # scale the small A, not the wide output: one pass over it fewer
+        return out + (x @ (self.scaling * self.A).T) @ self.B.T
 
 
 import torch.nn.functional as F
@@ -597,7 +598,7 @@ class LoRAEmbedding(LowRankAdapter):
         out = self.base(ids)
         if self.merged:
             return out
-        return out + self.scaling * (F.embedding(ids, self.B) @ self.A)
+        return out + F.embedding(ids, self.B) @ (self.scaling * self.A)
 
 
 from torch import nn
