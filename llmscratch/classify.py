@@ -272,7 +272,7 @@ import torch
 import torch.nn.functional as F
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all
 def evaluate(model, dataset: ReviewDataset, batch_size: int = 64) -> dict:
     """Mean 'loss', 'accuracy', class 'probabilities' [N, classes] and
     'correct' [N] (True where the prediction is right), in dataset order."""
@@ -343,7 +343,9 @@ def train_classifier(model, train_loader, val_set, epochs: int = 1,
         raise ValueError("every parameter is frozen: unfreeze something "
                          "(freeze_except, apply_lora)")
     device = params[0].device
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    # fused: one kernel updates every tensor (several times faster on a CPU)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay,
+                                  fused=True)
     history = {key: [] for key in HISTORY_KEYS}
     best_acc, best_state, since_best = -1.0, None, 0
     seen, window = 0, [0.0, 0, 0]  # loss sum, right, count since a record
@@ -569,7 +571,8 @@ class LoRALinear(LowRankAdapter):
         out = self.base(x)
         if self.merged:  # the update is already inside base.weight
             return out
-        return out + self.scaling * ((x @ self.A.T) @ self.B.T)
+        # scale the small A, not the wide output: one pass over it fewer
+        return out + (x @ (self.scaling * self.A).T) @ self.B.T
 
 
 import torch.nn.functional as F
@@ -595,7 +598,7 @@ class LoRAEmbedding(LowRankAdapter):
         out = self.base(ids)
         if self.merged:
             return out
-        return out + self.scaling * (F.embedding(ids, self.B) @ self.A)
+        return out + F.embedding(ids, self.B) @ (self.scaling * self.A)
 
 
 from torch import nn
