@@ -508,3 +508,34 @@ def test_live_llama_cpp_server_start_request_stop():
         JudgeClient(f"http://127.0.0.1:{port}/v1", "any", timeout=2, retries=0).models()
     server.stop()  # stopping twice is harmless
     assert time.perf_counter() - started < 20
+
+
+# ---------------------------------------------------------- calls side by side
+
+
+def test_judge_all_deals_items_in_turn_and_keeps_their_order():
+    from llmscratch.judge import judge_all
+    seen = {"a": [], "b": []}
+
+    def call(client, item):
+        seen[client].append(item)
+        time.sleep(0.001 * (item % 3))  # uneven calls must not reorder results
+        return item * 10
+
+    assert judge_all(call, range(7), ["a", "b"]) == [i * 10 for i in range(7)]
+    # each client gets a fixed share, in order: the run repeats exactly
+    assert seen == {"a": [0, 2, 4, 6], "b": [1, 3, 5]}
+    assert judge_all(call, [], ["a", "b"]) == []
+    assert judge_all(call, [3], ["a"]) == [30]
+
+
+def test_judge_all_raises_a_workers_error():
+    from llmscratch.judge import judge_all
+
+    def call(client, item):
+        if item == 2:
+            raise JudgeUnavailable("gone")
+        return item
+
+    with pytest.raises(JudgeUnavailable, match="gone"):
+        judge_all(call, range(4), ["a", "b"])
