@@ -483,14 +483,16 @@ def judge_scores(client, record, side, max_tokens=SCORE_TOKENS):
 
 
 def judge_all(function, items, clients, desc="judging"):
-    """[function(client, item) for item in items], the items dealt out in
-    turn to the clients, one worker thread each. Every server gets its
-    share one call at a time, in a fixed order, so its prompt cache and its
-    replies are the same on every run. Results in the order of `items`."""
+    """[function(client, item) for item in items], the items cut into one
+    block of neighbours per client, one worker thread each. Every server
+    gets its block one call at a time, in a fixed order, so its prompt
+    cache and its replies are the same on every run, and neighbours that
+    share a prompt's start share the cache. Results in input order."""
     items, results = list(items), [None] * len(items)
+    size = -(-len(items) // len(clients))  # rounded up
     with course.progress(total=len(items), desc=desc) as bar:
         def work(k):
-            for i in range(k, len(items), len(clients)):
+            for i in range(k * size, min((k + 1) * size, len(items))):
                 results[i] = function(clients[k], items[i])
                 bar.update()
 

@@ -513,7 +513,7 @@ def test_live_llama_cpp_server_start_request_stop():
 # ---------------------------------------------------------- calls side by side
 
 
-def test_judge_all_deals_items_in_turn_and_keeps_their_order():
+def test_judge_all_gives_each_client_a_block_and_keeps_the_order():
     from llmscratch.judge import judge_all
     seen = {"a": [], "b": []}
 
@@ -523,8 +523,8 @@ def test_judge_all_deals_items_in_turn_and_keeps_their_order():
         return item * 10
 
     assert judge_all(call, range(7), ["a", "b"]) == [i * 10 for i in range(7)]
-    # each client gets a fixed share, in order: the run repeats exactly
-    assert seen == {"a": [0, 2, 4, 6], "b": [1, 3, 5]}
+    # each client gets a fixed block of neighbours, in order: runs repeat
+    assert seen == {"a": [0, 1, 2, 3], "b": [4, 5, 6]}
     assert judge_all(call, [], ["a", "b"]) == []
     assert judge_all(call, [3], ["a"]) == [30]
 
