@@ -455,6 +455,8 @@ def weighted_score(tokens):
     return sum(value * p for value, p in probability.items()) / total
 
 
+from concurrent.futures import ThreadPoolExecutor
+
 TOP_LOGPROBS = 10  # alternatives per token: plenty to cover the five digits
 
 
@@ -478,6 +480,25 @@ def judge_scores(client, record, side, max_tokens=SCORE_TOKENS):
         return reply, reply, reply
     return (parse_verdict(reply.text), weighted_score(reply.tokens),
             digit_probabilities(reply.tokens))
+
+
+def judge_all(function, items, clients, desc="judging"):
+    """[function(client, item) for item in items], the items cut into one
+    block of neighbours per client, one worker thread each. Every server
+    gets its block one call at a time, in a fixed order, so its prompt
+    cache and its replies are the same on every run, and neighbours that
+    share a prompt's start share the cache. Results in input order."""
+    items, results = list(items), [None] * len(items)
+    size = -(-len(items) // len(clients))  # rounded up
+    with course.progress(total=len(items), desc=desc) as bar:
+        def work(k):
+            for i in range(k * size, min((k + 1) * size, len(items))):
+                results[i] = function(clients[k], items[i])
+                bar.update()
+
+        with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+            list(pool.map(work, range(len(clients))))  # raises their errors
+    return results
 
 
 import numpy as np

@@ -508,3 +508,34 @@ def test_live_llama_cpp_server_start_request_stop():
         JudgeClient(f"http://127.0.0.1:{port}/v1", "any", timeout=2, retries=0).models()
     server.stop()  # stopping twice is harmless
     assert time.perf_counter() - started < 20
+
+
+# ---------------------------------------------------------- calls side by side
+
+
+def test_judge_all_gives_each_client_a_block_and_keeps_the_order():
+    from llmscratch.judge import judge_all
+    seen = {"a": [], "b": []}
+
+    def call(client, item):
+        seen[client].append(item)
+        time.sleep(0.001 * (item % 3))  # uneven calls must not reorder results
+        return item * 10
+
+    assert judge_all(call, range(7), ["a", "b"]) == [i * 10 for i in range(7)]
+    # each client gets a fixed block of neighbours, in order: runs repeat
+    assert seen == {"a": [0, 1, 2, 3], "b": [4, 5, 6]}
+    assert judge_all(call, [], ["a", "b"]) == []
+    assert judge_all(call, [3], ["a"]) == [30]
+
+
+def test_judge_all_raises_a_workers_error():
+    from llmscratch.judge import judge_all
+
+    def call(client, item):
+        if item == 2:
+            raise JudgeUnavailable("gone")
+        return item
+
+    with pytest.raises(JudgeUnavailable, match="gone"):
+        judge_all(call, range(4), ["a", "b"])
