@@ -231,7 +231,7 @@ only if they are equally good or equally bad."""
 SCORE_SCHEMA = {
     "type": "object",
     "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 5},
-                   "reason": {"type": "string", "maxLength": 60}},
+                   "reason": {"type": "string", "maxLength": 24}},
     "required": ["score", "reason"],
     "additionalProperties": False,
 }
