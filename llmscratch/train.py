@@ -718,17 +718,21 @@ def write_checksums(folder: Path) -> None:
     (folder / CHECKSUMS).write_text("".join(lines))
 
 
-def verify_checksums(folder: Path) -> None:
-    """Raise CheckpointError unless every file listed in SHA256SUMS exists and
-    matches.
-    """
+def read_checksums(folder: Path) -> dict[str, str]:
+    """File name -> SHA-256, as SHA256SUMS lists them."""
     sums = folder / CHECKSUMS
     if not sums.is_file():
         raise CheckpointError(
             f"{folder} has no {CHECKSUMS} file, so its files cannot be verified"
         )
-    for line in sums.read_text().splitlines():
-        digest, name = line[:64], line[66:]
+    return {line[66:]: line[:64] for line in sums.read_text().splitlines()}
+
+
+def verify_checksums(folder: Path) -> None:
+    """Raise CheckpointError unless every file listed in SHA256SUMS exists and
+    matches.
+    """
+    for name, digest in read_checksums(folder).items():
         if not (folder / name).is_file():
             raise CheckpointError(f"{folder / name} is missing")
         if course.sha256_file(folder / name) != digest:

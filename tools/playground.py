@@ -122,13 +122,6 @@ def test_strings(count: int = 240, seed: int = 19) -> list[str]:
 
 # --- quantisation -----------------------------------------------------------------------------
 
-def read_sums(folder: Path) -> dict[str, str]:
-    sums = {}
-    for line in (folder / "SHA256SUMS").read_text().splitlines():
-        sums[line[66:]] = line[:64]
-    return sums
-
-
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -285,18 +278,15 @@ def build(out: Path) -> Path:
     import numpy as np  # noqa: F401  (torch needs it to hand over arrays)
     import torch
 
-    from llmscratch.train import load_pretrained
+    from llmscratch.train import load_pretrained, read_checksums
 
     torch.set_num_threads(1)  # tiny tensors: a second thread only waits
-    sums = read_sums(CHECKPOINT)
+    # verifies every file against SHA256SUMS; a changed file stops the build
+    original, encoding = load_pretrained(CHECKPOINT)
+    sums = read_checksums(CHECKPOINT)
     source = CHECKPOINT / "model.safetensors"
     config = json.loads((CHECKPOINT / "config.json").read_text())
     vocab = CHECKPOINT / config["tokenizer"]
-    for path in (source, vocab):
-        if sha256_bytes(path.read_bytes()) != sums.get(path.name):
-            raise RuntimeError(f"{path} does not match the SHA-256 in {CHECKPOINT}/SHA256SUMS: "
-                               "restore checkpoints/ from git or run `make pretrain`")
-    original, encoding = load_pretrained(CHECKPOINT)  # verifies every file again
     from llmscratch.tokenizer import EOT, GPT2_PATTERN
 
     blob, table, dequantised = pack(original)

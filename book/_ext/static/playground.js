@@ -343,6 +343,13 @@
   // ---- the page -----------------------------------------------------------------------------
 
   const $ = id => document.getElementById(id);
+  // a new element with a class and, optionally, its text
+  function element(tag, className, text = null) {
+    const node = document.createElement(tag);
+    node.className = className;
+    if (text !== null) node.textContent = text;
+    return node;
+  }
   const nf = (x, digits = 0) => x.toLocaleString('en', {maximumFractionDigits: digits,
                                                          minimumFractionDigits: digits});
   const megabytes = bytes => `${nf(bytes / 1e6, 1)} MB`;
@@ -402,15 +409,9 @@
     function renderTokens(ids, full) {
       const list = $('pg-tokens');
       list.replaceChildren(...ids.map((id, i) => {
-        const li = document.createElement('li');
-        li.className = `pg-token pg-c${i % 4}`;
-        const piece = document.createElement('span');
-        piece.className = 'pg-piece';
-        piece.textContent = shown(tokenizer.bytes(id));
-        const number = document.createElement('span');
-        number.className = 'pg-id';
-        number.textContent = id;
-        li.append(piece, number);
+        const li = element('li', `pg-token pg-c${i % 4}`);
+        li.append(element('span', 'pg-piece', shown(tokenizer.bytes(id))),
+                  element('span', 'pg-id', id));
         return li;
       }));
       const cut = full > ids.length ? ` (the model sees only the last ${ids.length})` : '';
@@ -423,24 +424,14 @@
       const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a]).slice(0, 10);
       const top = p[order[0]];
       $('pg-bars').replaceChildren(...order.map(id => {
-        const li = document.createElement('li');
-        if (id === chosen) li.className = 'pg-chosen';
-        const label = document.createElement('span');
-        label.className = 'pg-bar-label';
-        label.textContent = shown(tokenizer.bytes(id));
-        const number = document.createElement('span');
-        number.className = 'pg-id';
-        number.textContent = id;
-        const track = document.createElement('span');
-        track.className = 'pg-track';
-        const bar = document.createElement('span');
-        bar.className = 'pg-bar';
+        const li = element('li', id === chosen ? 'pg-chosen' : '');
+        const track = element('span', 'pg-track');
+        const bar = element('span', 'pg-bar');
         bar.style.width = `${(100 * p[id] / top).toFixed(1)}%`;
         track.append(bar);
-        const pct = document.createElement('span');
-        pct.className = 'pg-pct';
-        pct.textContent = `${(100 * p[id]).toFixed(1)}%`;
-        li.append(label, number, track, pct);
+        li.append(element('span', 'pg-bar-label', shown(tokenizer.bytes(id))),
+                  element('span', 'pg-id', id), track,
+                  element('span', 'pg-pct', `${(100 * p[id]).toFixed(1)}%`));
         return li;
       }));
     }
@@ -590,16 +581,11 @@
 
     function renderOutput(promptText, ids) {
       const spans = groups(tokenizer, ids).map((g, i) => {
-        const span = document.createElement('span');
-        span.className = `pg-new pg-c${i % 4}`;
-        span.textContent = g.text;
+        const span = element('span', `pg-new pg-c${i % 4}`, g.text);
         span.title = `token id${g.ids.length > 1 ? 's' : ''} ${g.ids.join(', ')}`;
         return span;
       });
-      const given = document.createElement('span');
-      given.className = 'pg-given';
-      given.textContent = promptText;
-      output.replaceChildren(given, ...spans);
+      output.replaceChildren(element('span', 'pg-given', promptText), ...spans);
     }
 
     async function generate() {
