@@ -665,23 +665,132 @@ def finetune(model, train_pairs, val_pairs, pad_id, steps, batch_size=16,
     return history
 
 
+import torch
+
+from llmscratch import course
+
+
+def load_chat_model():
+    """(model, tokenizer, metadata) of SmolLM2-135M-Instruct from the
+    course's GGUF file; the metadata holds its chat template."""
+    from llmscratch.model import SMOLLM2_FILE, load_gguf_model
+
+    path = course.asset_path("smollm2", SMOLLM2_FILE)
+    model, tokenizer, metadata = load_gguf_model(path)
+    return model.eval(), tokenizer, metadata
+
+
+def chat_messages(example, system=None):
+    """One example as a chat: the instruction, then a blank line and the
+    input (if any), as the user's message. `system`, when given, replaces
+    the model's default system message."""
+    content = example["instruction"]
+    if example.get("input"):
+        content += "\n\n" + example["input"]
+    messages = [{"role": "user", "content": content}]
+    if system is not None:
+        messages.insert(0, {"role": "system", "content": system})
+    return messages
+
+
+def chat_limits(tokenizer, examples, margin=2):
+    """New tokens per family for a chat model: the family's longest
+    reference in the model's own tokens, its end marker, and `margin`."""
+    limits = {"open": MAX_NEW_TOKENS["open"]}
+    for e in examples:
+        if e["exact"]:
+            n = len(tokenizer.encode(e["output"])) + 1 + margin
+            limits[e["family"]] = max(limits.get(e["family"], 0), n)
+    return limits
+
+
+def stop_at_limits(limits, end_id, choose=None):
+    """A `choose` for chapter 3's `generate` that writes `end_id` in row r
+    once that row has `limits[r]` new tokens: every row stops on time."""
+    from llmscratch.model import greedy_choice
+
+    choose = choose or greedy_choice
+    limits = torch.tensor(limits).unsqueeze(1)  # [batch, 1]
+    step = 0
+
+    def choose_within_limits(logits):
+        nonlocal step
+        next_id = choose(logits).masked_fill(step >= limits, end_id)
+        step += 1
+        return next_id
+
+    return choose_within_limits
+
+
+import torch
+
+from llmscratch import course
+
+
+@torch.inference_mode()
+def chat_generate(model, prompts, limits, end_id):
+    """New token ids (end marker left out) for prompts of one token length,
+    greedy, row r stopping after at most limits[r] tokens."""
+    from llmscratch.model import generate
+
+    if len({len(p) for p in prompts}) != 1:
+        raise ValueError("chat_generate needs prompts of one token length; "
+                         "chat_respond_all groups them for you")
+    choose = stop_at_limits(limits, end_id)
+    out = generate(model, torch.tensor(prompts), max(limits) + 1,
+                   choose=choose, eos_id=end_id)
+    new = out[:, len(prompts[0]) :].tolist()
+    return [ids[: ids.index(end_id)] if end_id in ids else ids for ids in new]
+
+
+def chat_respond_all(model, tokenizer, metadata, examples, limits,
+                     system=None, desc="chat model"):
+    """(answers, token ids) of a chat model to many examples, one batch per
+    prompt length; `limits` maps each family to its new-token limit."""
+    from llmscratch.model import apply_chat_template
+
+    end_id = tokenizer.special_tokens["<|im_end|>"]
+    prompts = [tokenizer.encode(
+        apply_chat_template(metadata, chat_messages(e, system)),
+        allowed_special="all") for e in examples]
+    groups = {}
+    for i, prompt in enumerate(prompts):
+        groups.setdefault(len(prompt), []).append(i)
+    ids = [None] * len(examples)
+    for rows in course.progress(list(groups.values()), desc=desc):
+        new = chat_generate(model, [prompts[i] for i in rows],
+                            [limits[examples[i]["family"]] for i in rows],
+                            end_id)
+        for i, row_ids in zip(rows, new):
+            ids[i] = row_ids
+    return [tokenizer.decode(row).strip() for row in ids], ids
+
+
 import json
 
 from llmscratch import course
 
 
-def response_records(examples, base_responses, tuned_responses):
-    """One record per example with both answers, in the format chapter 7
-    reads."""
+def response_records(examples, base_responses, tuned_responses,
+                     instruct_responses=None):
+    """One record per example with the answers, in the format chapter 7
+    reads. `instruct_responses` (optional) holds SmolLM2-Instruct's answer
+    to each example, None where it did not answer."""
+    if instruct_responses is None:
+        instruct_responses = [None] * len(examples)
     records = []
-    for e, base, tuned in zip(examples, base_responses, tuned_responses,
-                              strict=True):
+    for e, base, tuned, instruct in zip(examples, base_responses,
+                                        tuned_responses, instruct_responses,
+                                        strict=True):
+        answered = instruct is not None and e["exact"]
         records.append({
             "id": e["id"], "family": e["family"], "exact": e["exact"],
             "instruction": e["instruction"], "input": e["input"],
             "reference": e["output"], "base": base, "tuned": tuned,
             "base_correct": is_correct(e, base) if e["exact"] else None,
             "tuned_correct": is_correct(e, tuned) if e["exact"] else None,
+            "instruct": instruct,
+            "instruct_correct": is_correct(e, instruct) if answered else None,
             "rule": correctness_rule(e["family"]),
         })
     return records

@@ -299,6 +299,67 @@ def test_saved_responses_have_the_agreed_fields():
             case = r["family"] == "uppercase"
             assert r["base_correct"] == same(r["base"], r["reference"], case)
             assert r["tuned_correct"] == same(r["tuned"], r["reference"], case)
+            if r.get("instruct") is not None:
+                assert r["instruct_correct"] == same(r["instruct"], r["reference"], case)
         else:
             assert r["base_correct"] is None and r["tuned_correct"] is None
+        if "instruct" in r and (r["instruct"] is None or not r["exact"]):
+            assert r["instruct_correct"] is None
     assert any(not r["exact"] for r in records)
+
+
+def test_response_records_carry_the_instruct_answers():
+    example = {"id": "test-arithmetic-000", "family": "arithmetic", "exact": True,
+               "instruction": "Solve this.", "input": "2 + 3", "output": "5"}
+    open_one = {"id": "test-open-000", "family": "open", "exact": False,
+                "instruction": "Write one sentence about the sea.", "input": "",
+                "output": "The sea is wide."}
+    records = instruct.response_records([example, open_one, example], ["5", "x", "6"],
+                                        ["4", "y", "5"], ["The answer is 5.", "Waves.", None])
+    assert [r["instruct"] for r in records] == ["The answer is 5.", "Waves.", None]
+    assert [r["instruct_correct"] for r in records] == [False, None, None]
+    assert [r["base_correct"] for r in records] == [True, None, False]
+    plain = instruct.response_records([example], ["5"], ["4"])  # no instruct answers
+    assert plain[0]["instruct"] is None and plain[0]["instruct_correct"] is None
+
+
+def test_chat_messages_and_limits():
+    assert instruct.chat_messages({"instruction": "Sort.", "input": "b a"}) == [
+        {"role": "user", "content": "Sort.\n\nb a"}]
+    assert instruct.chat_messages({"instruction": "Hi.", "input": ""}, "Be short.")[0] == {
+        "role": "system", "content": "Be short."}
+
+    class OneTokenPerCharacter:
+        def encode(self, text):
+            return list(text.encode())
+
+    examples = [{"family": "count_words", "exact": True, "output": "7"},
+                {"family": "count_words", "exact": True, "output": "12"},
+                {"family": "open", "exact": False, "output": "a long sentence"}]
+    limits = instruct.chat_limits(OneTokenPerCharacter(), examples, margin=2)
+    assert limits == {"count_words": 2 + 1 + 2, "open": instruct.MAX_NEW_TOKENS["open"]}
+
+
+def test_stop_at_limits_ends_each_row_on_time():
+    choose = instruct.stop_at_limits([0, 2], end_id=9)
+    logits = torch.zeros(2, 10)
+    logits[:, 4] = 1.0
+    steps = [choose(logits).squeeze(1).tolist() for _ in range(3)]
+    assert steps == [[9, 4], [9, 4], [9, 9]]
+
+
+def test_chat_generate_batched_equals_one_at_a_time():
+    from llmscratch.model import GPTConfig, GPTModel
+
+    torch.manual_seed(0)
+    model = GPTModel(GPTConfig(vocab_size=50, context_length=32, emb_dim=32, n_heads=4,
+                               n_layers=2, drop_rate=0.0)).eval()
+    prompts = [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]
+    limits = [3, 6, 1]
+    together = instruct.chat_generate(model, prompts, limits, end_id=0)
+    alone = [instruct.chat_generate(model, [p], [n], end_id=0)[0]
+             for p, n in zip(prompts, limits)]
+    assert together == alone
+    assert [len(ids) <= n for ids, n in zip(together, limits)] == [True] * 3
+    with pytest.raises(ValueError, match="one token length"):
+        instruct.chat_generate(model, [[1, 2], [3]], [2, 2], end_id=0)
