@@ -733,3 +733,75 @@ def classify(text: str, model, encoding, max_tokens: int | None = None) -> str:
     """'positive' or 'negative' for a review, from a two-class model."""
     p_positive = positive_probability(text, model, encoding, max_tokens)
     return LABELS[int(p_positive >= 0.5)]
+
+
+import torch
+
+from llmscratch import course
+
+
+@torch.inference_mode()
+def pooled_features(model, dataset: ReviewDataset, batch_size: int = 32):
+    """Frozen features of every review, in dataset order: 'mean' (the mean
+    hidden state over the review's real tokens) and 'last' (the hidden state
+    at its last token), each [N, emb_dim]."""
+    model.eval()
+    device = next(model.parameters()).device
+    order, means, lasts = [], [], []
+    batches = LengthGroupedBatches(dataset.lengths(), batch_size)
+    for indices in course.progress(batches, desc="features"):
+        ids, lengths, _ = collate_reviews([dataset[i] for i in indices])
+        ids, lengths = ids.to(device), lengths.to(device)
+        hidden = model.features(ids)  # [B, T, emb_dim]
+        # True at a review's real tokens, False at its padding
+        real = torch.arange(ids.shape[1], device=device) < lengths[:, None]
+        summed = (hidden * real[..., None]).sum(dim=1)
+        means.append((summed / lengths[:, None]).float().cpu())
+        rows = torch.arange(len(ids), device=device)
+        lasts.append(hidden[rows, lengths - 1].float().cpu())
+        order += indices
+    back = torch.tensor(order).argsort()  # back to dataset order
+    return {"mean": torch.cat(means)[back], "last": torch.cat(lasts)[back]}
+
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LinearProbe(nn.Module):
+    """A linear head on standardised fixed features: scores [N, classes]."""
+
+    def __init__(self, mean, std, num_classes: int = 2):
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std.clamp_min(1e-6))  # no division by 0
+        self.head = nn.Linear(len(mean), num_classes)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, features):
+        return self.head((features - self.mean) / self.std)
+
+
+def probe_objective(probe, features, labels, l2: float):
+    """Mean cross-entropy plus l2/2 |W|^2 (the bias is not penalised)."""
+    loss = F.cross_entropy(probe(features), labels)
+    return loss + l2 / 2 * probe.head.weight.square().sum()
+
+
+def fit_probe(features, labels, l2: float, steps: int = 300,
+              lr: float = 0.05) -> LinearProbe:
+    """Logistic regression on fixed features [N, d]: full-batch Adam on
+    probe_objective, from zero weights."""
+    if len(features) != len(labels):
+        raise ValueError(f"{len(features)} feature rows but "
+                         f"{len(labels)} labels")
+    probe = LinearProbe(features.mean(dim=0), features.std(dim=0))
+    optimizer = torch.optim.Adam(probe.head.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = probe_objective(probe, features, labels, l2)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return probe.eval()

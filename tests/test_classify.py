@@ -126,3 +126,43 @@ def test_paired_comparison_sentences_read_from_the_better_side():
     assert backward == forward
     tied = paired_difference([1, 0] * 50, [0, 1] * 50)
     assert tied["tie"] and "tied" in describe_difference("A", "B", tied)
+
+
+def tiny_llama(vocab_size, seed=0):
+    from llmscratch.model import LlamaConfig, LlamaModel
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=vocab_size, context_length=64, emb_dim=24, n_heads=6,
+                      n_kv_heads=2, n_layers=2, hidden_dim=48)
+    return LlamaModel(cfg).eval()
+
+
+def test_pooled_features_ignore_padding_and_keep_dataset_order(encoding):
+    from llmscratch.classify import pooled_features
+    model = tiny_llama(encoding.n_vocab)
+    texts = ["a long and rather dull film about nothing much", "great", "bad film", "ok"]
+    dataset = ReviewDataset([{"text": t, "label": 0} for t in texts], encoding, 64)
+    batched = pooled_features(model, dataset, batch_size=4)  # padded to the longest
+    for i, text in enumerate(texts):
+        ids = torch.tensor([encoding.encode_ordinary(text)])
+        with torch.inference_mode():
+            hidden = model.features(ids)[0]
+        assert torch.allclose(batched["mean"][i], hidden.mean(dim=0), atol=1e-5)
+        assert torch.allclose(batched["last"][i], hidden[-1], atol=1e-5)
+    assert batched["mean"].shape == batched["last"].shape == (4, 24)
+
+
+def test_fit_probe_reaches_the_minimum_and_rejects_mismatched_labels():
+    from llmscratch.classify import fit_probe, probe_objective
+    generator = torch.Generator().manual_seed(1)
+    labels = torch.arange(200) % 2
+    features = torch.randn(200, 5, generator=generator) * 10
+    features[:, 2] += 15 * labels
+    features[:, 4] = 7.0  # a constant coordinate: standardising must not divide by zero
+    probe = fit_probe(features, labels, l2=1e-2)
+    loss = probe_objective(probe, features, labels, 1e-2)
+    grads = torch.autograd.grad(loss, list(probe.head.parameters()))
+    assert max(g.abs().max() for g in grads) < 1e-3
+    with torch.no_grad():
+        assert (probe(features).argmax(-1) == labels).float().mean() > 0.7
+    with pytest.raises(ValueError, match="labels"):
+        fit_probe(features, labels[:10], l2=1e-2)
