@@ -95,6 +95,15 @@ def expected_files(name: str) -> dict[str, str]:
     return files
 
 
+def asset_sources(name: str) -> list[dict]:
+    """The pinned packages an asset comes from: one, or the parts whose files are
+    concatenated into one file (an asset with "concatenate", in that order)."""
+    entry = MANIFEST[name]
+    if "concatenate" in entry:
+        return list(entry["concatenate"])
+    return [{key: entry[key] for key in ("package", "version", "dist")}]
+
+
 def asset_path(name: str, member: str, verify: bool = True) -> Path:
     """Path of one file of an asset, checked against its SHA-256 in assets.json."""
     if name not in MANIFEST:

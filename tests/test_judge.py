@@ -28,6 +28,10 @@ from llmscratch.judge import (
     NEAR_MISS_RULES, REFERENCE_RUBRIC, calibration_items, debiased_pick,
     kappa_interval, near_miss, reference_messages, verdict_probability,
 )
+from llmscratch.judge import (
+    SAME_SCHEMA, SCORE_ONLY_SCHEMA, SCORE_ONLY_TOKENS, choice_probability,
+    compare_messages,
+)
 from llmscratch.instruct import EXACT_FAMILIES, correctness_rule, is_correct
 
 # ---------------------------------------------------------------- the parser
@@ -271,6 +275,32 @@ def test_verdict_probability_by_hand():
     assert verdict_probability(tokens(own, 3, {"in": 0.6, "correct": 0.2, "c": 0.2})) == pytest.approx(0.4)
     assert verdict_probability(tokens(own, 3, {"x": 1.0})).why == "no verdict word among the top log-probs"
     assert verdict_probability([]).why == "no log-probs in the reply"
+
+
+def test_yes_no_probability_and_compare_wording():
+    def tokens(pieces, at, alternatives):
+        return [TokenLogprob(p, -0.1, {a: math.log(q) for a, q in alternatives.items()} if i == at else {})
+                for i, p in enumerate(pieces)]
+    reply = ['{"', "same", '":', ' "', "yes", '"}']
+    p = choice_probability(tokens(reply, 4, {"yes": 0.3, "no": 0.6, "n": 0.05, "x": 0.05}), "same", ("yes", "no"))
+    assert p == pytest.approx(0.3 / 0.95)
+    assert choice_probability(tokens(reply, 4, {"x": 1.0}), "same", ("yes", "no")).why == \
+        "no same word among the top log-probs"
+    assert SAME_SCHEMA["properties"]["same"]["enum"] == ["yes", "no"]
+    record = {"id": "r", "family": "uppercase", "instruction": "Shout it.", "input": "hi there",
+              "reference": "HI THERE"}
+    shot = {**record, "reference": "DOG"}
+    messages = compare_messages(record, "hi there I hope this helps.", [(shot, "DOG", True), (shot, "dog", False)])
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert [json.loads(m["content"]) for m in messages[2:5:2]] == [{"same": "yes"}, {"same": "no"}]
+    item = messages[-1]["content"]
+    assert 'Answer to check: "hi there I hope this helps."' in item  # quoted: the extra sentence shows
+    assert 'Reference answer: "HI THERE"' in item and "case must match" in item
+    assert "Shout it." not in item  # the rule and the reference decide, not the instruction
+    # the score alone: the same opening as the full schema, and a limit that fits it
+    assert SCORE_ONLY_SCHEMA["properties"] == {"score": SCORE_SCHEMA["properties"]["score"]}
+    assert parse_verdict('{"score": 4}') == Verdict(4, "")
+    assert SCORE_ONLY_TOKENS >= len('{"score": 5}')
 
 
 @settings(max_examples=60, deadline=None)

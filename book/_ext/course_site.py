@@ -252,8 +252,19 @@ class AssetsDirective(SphinxDirective):
         self.env.note_dependency(str(ASSETS_FILE))
         manifest = json.loads(ASSETS_FILE.read_text())
         text = ["| asset | taken from (PyPI) | licence | why this one |", "|---|---|---|---|"]
+        parts_text = []  # the parts of files joined from several packages, with their SHA-256
         for name, entry in manifest.items():
-            package = f"`{entry['package']}=={entry['version']}` ({entry['dist']})"
+            if "concatenate" in entry:  # llmscratch.course.asset_sources reads it the same way
+                parts = entry["concatenate"]
+                package = (f"`{parts[0]['package']}` … `{parts[-1]['package']}` =={parts[0]['version']}"
+                           f" ({len(parts)} {parts[0]['dist']}s, one file in parts)")
+                parts_text += [f":::{{admonition}} The {len(parts)} parts of `{name}`, joined in order",
+                               ":class: dropdown", "", "| package | file inside | SHA-256 |",
+                               "|---|---|---|"]
+                parts_text += [f"| `{q['package']}=={q['version']}` | `{q['member']}` | `{q['sha256']}` |"
+                               for q in parts] + [":::", ""]
+            else:
+                package = f"`{entry['package']}=={entry['version']}` ({entry['dist']})"
             text.append(f"| **{name}** | {package} | {entry['licence']} | {entry['why']} |")
         text += ["", "Each file, as it lies under `data/` after `make fetch`, and its SHA-256:", "",
                  "| file under `data/` | SHA-256 |", "|---|---|"]
@@ -272,7 +283,7 @@ class AssetsDirective(SphinxDirective):
                 details += [f"| `{m}` | `{files[m]}` |" for m in members] + [":::", ""]
             else:
                 text += [f"| `{name}/{m}` | `{files[m]}` |" for m in members]
-        text += ["", *details]
+        text += ["", *details, *parts_text]
         text += self.checkpoint_table()
         container = nodes.container(classes=["course-assets"])
         self.state.nested_parse(StringList(text, source="llmscratch/assets.json"), self.content_offset, container)
