@@ -649,31 +649,33 @@ def verdict_probability(tokens):
     return choice_probability(tokens, "verdict", VERDICTS)
 
 
+def two_word_readings(client, messages, schema, max_tokens, key, words):
+    """(True/False/Invalid: whether the judge wrote words[0] as `key`, its
+    probability of words[0] against words[1] or Invalid)."""
+    reply = ask(client, messages, schema, max_tokens, TOP_LOGPROBS)
+    if is_invalid(reply):
+        return reply, reply
+    word = parse_choice(reply.text, key, words)
+    if not is_invalid(word):
+        word = word == words[0]
+    return word, choice_probability(reply.tokens, key, words)
+
+
 def judge_with_reference(client, record, side, max_tokens=24,
                          rubric=REFERENCE_RUBRIC, shots=()):
     """(True/False/Invalid: the verdict the judge wrote, its probability of
     "correct" or Invalid) for one answer, given the reference answer."""
     messages = reference_messages(record, record[side], rubric, shots)
-    reply = ask(client, messages, VERDICT_SCHEMA, max_tokens, TOP_LOGPROBS)
-    if is_invalid(reply):
-        return reply, reply
-    verdict = parse_choice(reply.text, "verdict", VERDICTS)
-    if not is_invalid(verdict):
-        verdict = verdict == "correct"
-    return verdict, verdict_probability(reply.tokens)
+    return two_word_readings(client, messages, VERDICT_SCHEMA, max_tokens,
+                             "verdict", VERDICTS)
 
 
 def judge_by_comparison(client, record, side, max_tokens=24, shots=()):
     """The same pair of readings from the compare wording: (True/False/
     Invalid for the yes or no it wrote, its probability of "yes")."""
     messages = compare_messages(record, record[side], shots)
-    reply = ask(client, messages, SAME_SCHEMA, max_tokens, TOP_LOGPROBS)
-    if is_invalid(reply):
-        return reply, reply
-    same = parse_choice(reply.text, "same", SAME_WORDS)
-    if not is_invalid(same):
-        same = same == "yes"
-    return same, choice_probability(reply.tokens, "same", SAME_WORDS)
+    return two_word_readings(client, messages, SAME_SCHEMA, max_tokens,
+                             "same", SAME_WORDS)
 
 
 PAIR_CHOICES = ("A", "B", "tie")
