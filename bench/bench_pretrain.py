@@ -33,8 +33,8 @@ import torch.nn.functional as F  # noqa: E402
 from llmscratch.model import GPTConfig, GPTModel, count_parameters  # noqa: E402
 from llmscratch.tokenizer import load_course_encoding  # noqa: E402
 from llmscratch.train import (COURSE_GPT_CONFIG, PRETRAIN_CONFIG, ReplayableBatches,  # noqa: E402
-                              bits_per_byte, corpus_token_ids, lr_at, make_optimizer,
-                              train_val_split)
+                              corpus_token_ids, eval_loader, evaluate_bits_per_byte, lr_at,
+                              make_optimizer, token_byte_lengths, train_val_split)
 
 
 class Run:
@@ -70,23 +70,6 @@ def random_windows(ids, context, batch, seed):
         y = torch.stack([ids[s + 1:s + 1 + context] for s in starts])
         return x, y
     return batches
-
-
-@torch.inference_mode()
-def validation_bits_per_byte(model, ids, byte_lengths, context, batch=32):
-    """Bits per byte over non-overlapping windows of `ids` (every target in them counted)."""
-    model.eval()
-    n = (len(ids) - 1) // context
-    inputs = ids[:n * context].view(n, context)
-    targets = ids[1:n * context + 1].view(n, context)
-    nats, n_bytes = 0.0, 0
-    for i in range(0, n, batch):
-        logits = model(inputs[i:i + batch])
-        nats += F.cross_entropy(logits.flatten(0, 1), targets[i:i + batch].flatten(),
-                                reduction="sum").item()
-        n_bytes += int(byte_lengths[targets[i:i + batch]].sum())
-    model.train()
-    return bits_per_byte(nats, n_bytes), n_bytes
 
 
 def course_run(train_ids):
@@ -126,8 +109,7 @@ def main():
 
     encoding = load_course_encoding()
     train_ids, val_ids = train_val_split(corpus_token_ids(encoding))
-    token_bytes = torch.tensor([len(encoding.decode_single_token_bytes(i))
-                                for i in range(encoding.n_vocab)])
+    token_bytes = token_byte_lengths(encoding)
     # the same texts for the character model: the split's token ids spelled out
     train_text = encoding.decode(train_ids.tolist())
     val_text = encoding.decode(val_ids.tolist())
@@ -163,11 +145,13 @@ def main():
 
     results = {}
     for run, ids, lengths in zip(runs, (val_ids, val_chars), (token_bytes, char_bytes)):
-        bpb, n_bytes = validation_bits_per_byte(run.model, ids, lengths, run.model.cfg.context_length)
+        # non-overlapping windows of the model's context, every target counted
+        loader = eval_loader(ids, run.model.cfg.context_length, batch_size=32)
+        bpb = evaluate_bits_per_byte(run.model, loader, lengths)
         results[run.name] = bpb
         print(f"{run.name}: {run.step:,} steps in {run.seconds / 60:.1f} min, "
               f"{run.step * run.batches(0)[0].numel() / run.seconds:,.0f} tokens/s; "
-              f"validation {bpb:.3f} bits per byte ({n_bytes:,} bytes scored)")
+              f"validation {bpb:.3f} bits per byte")
     course, char = results.values()
     print(f"\ncourse / baseline bits per byte = {course / char:.3f} "
           f"({'the course recipe is better' if course < char else 'the baseline is better'} "
