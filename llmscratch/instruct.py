@@ -444,7 +444,9 @@ def stop_at_limits(limits, end_id, choose=None):
 
     def choose_within_limits(logits):
         nonlocal step
-        next_id = choose(logits).masked_fill(step >= limits, end_id)
+        next_id = choose(logits)
+        next_id = next_id.masked_fill(step >= limits.to(next_id.device),
+                                      end_id)
         step += 1
         return next_id
 
