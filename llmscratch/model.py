@@ -182,8 +182,10 @@ class GPTAttention(MultiHeadAttention):
         else:
             # this layer's keys and values for every token so far
             k, v = cache.append(k, v)
-            mask = None  # a single new token may see every cached one
-            if q.shape[-2] > 1:
+            # None (a single new token may see every cached one) unless the
+            # rows are left-padded (section 3.9)
+            mask = cache.mask
+            if mask is None and q.shape[-2] > 1:
                 mask = causal_mask(q.shape[-2], k.shape[-2], device=x.device)
             context = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=dropout_p
@@ -256,9 +258,10 @@ class GPTModel(nn.Module):
                 block.ff.layers[2].weight, mean=0.0, std=residual_std
             )
 
-    def new_cache(self):
-        """An empty KV cache for this model (section 3.9)."""
-        return KVCache(len(self.blocks))
+    def new_cache(self, pads=None):
+        """An empty KV cache for this model; pads: pad tokens at the start
+        of each row (section 3.9)."""
+        return KVCache(len(self.blocks), pads)
 
     def features(self, idx, cache=None):
         """Hidden states after the final norm: [batch, tokens, emb_dim]."""
@@ -283,6 +286,9 @@ class GPTModel(nn.Module):
                 "for you)"
             )
         positions = torch.arange(start, end, device=idx.device)
+        if cache is not None and cache.pads is not None:
+            # each row's own positions [batch, tokens] (section 3.9)
+            positions = cache.prepare(idx, positions)
         x = self.drop_emb(self.tok_emb(idx) + self.pos_emb(positions))
         for i, block in enumerate(self.blocks):
             x = block(x, None if cache is None else cache.layers[i])
@@ -313,6 +319,7 @@ class LayerCache:
 
     def __init__(self):
         self.buffers, self.length = None, 0
+        self.mask = None  # set by KVCache.prepare for left-padded rows
 
     def __len__(self):
         return self.length
@@ -347,13 +354,36 @@ class LayerCache:
 
 
 class KVCache:
-    """One LayerCache per transformer block."""
+    """One LayerCache per transformer block; pads [batch]: how many pad
+    tokens each row starts with (None: no padding)."""
 
-    def __init__(self, n_layers: int):
+    def __init__(self, n_layers: int, pads=None):
+        if pads is not None:
+            pads = torch.as_tensor(pads)
+            if pads.dim() != 1 or pads.is_floating_point() or (
+                    pads < 0).any():
+                raise ValueError("pads must be one count of pad tokens "
+                                 f"(>= 0) per row, got {pads.tolist()}")
+        self.pads = pads
         self.layers = [LayerCache() for _ in range(n_layers)]
 
     def __len__(self):
         return len(self.layers[0])
+
+    def prepare(self, idx, positions):
+        """For left-padded rows, before idx [batch, tokens] goes through the
+        layers: give every layer the attention mask of these tokens, and
+        return each row's positions [batch, tokens], counted from its first
+        real token."""
+        pads = self.pads.to(idx.device)
+        if len(pads) != idx.shape[0]:
+            raise ValueError(f"the cache has pads for {len(pads)} rows, "
+                             f"the batch has {idx.shape[0]}")
+        n_new = idx.shape[1]
+        mask = padded_causal_mask(pads, n_new, len(self) + n_new)
+        for layer in self.layers:
+            layer.mask = mask
+        return (positions - pads[:, None]).clamp(min=0)  # pads: position 0
 
     def nbytes(self) -> int:
         """Bytes of the cached keys and values (not counting spare room)."""
@@ -363,6 +393,33 @@ class KVCache:
             if layer.keys is not None
             for t in (layer.keys, layer.values)
         )
+
+
+import torch
+
+
+def padded_causal_mask(pads, n_queries, n_keys):
+    """Bool mask [batch, 1, n_queries, n_keys] for rows that start with
+    pads[r] pad tokens: causal, and no query sees a pad, except that a pad
+    query sees itself (a softmax over no key at all would be NaN)."""
+    causal = causal_mask(n_queries, n_keys, device=pads.device)
+    keys = torch.arange(n_keys, device=pads.device)
+    real = keys >= pads[:, None, None]  # [batch, 1, n_keys]
+    query_at = torch.arange(n_keys - n_queries, n_keys, device=pads.device)
+    itself = keys == query_at[:, None]  # [n_queries, n_keys]
+    return ((causal & real) | itself)[:, None]
+
+
+def left_pad(prompts, pad_id):
+    """(idx [batch, longest], pads [batch]) from lists of token ids of
+    different lengths: pad_id fills the start of the shorter ones."""
+    if not prompts or min(map(len, prompts)) == 0:
+        raise ValueError("left_pad needs at least one prompt, and every "
+                         "prompt at least one token")
+    longest = max(map(len, prompts))
+    pads = [longest - len(p) for p in prompts]
+    idx = [[pad_id] * n + list(p) for n, p in zip(pads, prompts)]
+    return torch.tensor(idx), torch.tensor(pads)
 
 
 import torch
@@ -384,6 +441,7 @@ def generate(
     context_length=None,
     use_cache=True,
     eos_id=None,
+    pads=None,
 ):
     """Append up to max_new_tokens tokens to idx [batch, tokens], choosing each
     with `choose`.
@@ -395,6 +453,8 @@ def generate(
     the result is the same tokens as without the cache. With eos_id, a row that
     has produced
     it only repeats it, and generation stops once every row has.
+    With pads [batch] (see left_pad), row r starts with pads[r] pad tokens
+    that the model ignores.
     """
     limit = context_length or model.cfg.context_length
     if limit > model.cfg.context_length:
@@ -402,6 +462,17 @@ def generate(
             f"context_length={limit} exceeds the model's "
             f"{model.cfg.context_length}"
         )
+    if pads is not None:
+        if not use_cache:
+            raise ValueError("left-padded rows need the KV cache, which "
+                             "carries the pads: use_cache=True")
+        pads = torch.as_tensor(pads, device=idx.device)
+        if pads.shape != idx.shape[:1] or not (
+                (0 <= pads) & (pads < idx.shape[1])).all():
+            raise ValueError(
+                f"pads must give 0 to {idx.shape[1] - 1} pad tokens for each "
+                f"of the {idx.shape[0]} rows (a row needs a real token), "
+                f"got {pads.tolist()}")
     was_training = model.training
     model.eval()  # no dropout while generating
     cache = None
@@ -415,8 +486,13 @@ def generate(
                 hidden = model.features(idx[:, -1:], cache)
             # first step, no cache, or a full window whose positions must shift
             else:
-                cache = model.new_cache() if use_cache else None
-                hidden = model.features(idx[:, -limit:], cache)
+                window, cache = idx[:, -limit:], None
+                if use_cache and pads is None:
+                    cache = model.new_cache()
+                elif use_cache:  # pads that slid out of the window are gone
+                    dropped = idx.shape[1] - window.shape[1]
+                    cache = model.new_cache((pads - dropped).clamp(min=0))
+                hidden = model.features(window, cache)
             next_id = choose(model.out_head(hidden[:, -1]))
             if eos_id is not None:
                 # finished rows only pad
@@ -696,7 +772,7 @@ import torch
 
 
 def rope_angles(head_dim: int, positions, base: float = 10000.0):
-    """cos and sin of the rotation angles, [len(positions), head_dim] each.
+    """cos and sin of the rotation angles, [*positions.shape, head_dim] each.
 
     Pair i (numbers i and i + head_dim/2 of a head) turns by
     position * base^(-2i/head_dim).
@@ -706,7 +782,7 @@ def rope_angles(head_dim: int, positions, base: float = 10000.0):
             f"rotary embeddings need an even head_dim, got {head_dim}")
     even = torch.arange(0, head_dim, 2, dtype=torch.float32)
     freqs = base ** -(even / head_dim)
-    angles = torch.as_tensor(positions, dtype=torch.float32)[:, None] * freqs
+    angles = torch.as_tensor(positions, dtype=torch.float32)[..., None] * freqs
     # the same angle for both of a pair
     angles = torch.cat([angles, angles], dim=-1)
     return angles.cos(), angles.sin()
@@ -783,7 +859,10 @@ class GroupedQueryAttention(nn.Module):
         k = k.repeat_interleave(group, dim=1)  # key/value head j serves query
         # heads j*group ... j*group+group-1
         v = v.repeat_interleave(group, dim=1)
-        mask = causal_mask(q.shape[-2], k.shape[-2], device=x.device)
+        # left-padded rows bring their own mask (section 3.9)
+        mask = None if cache is None else cache.mask
+        if mask is None:
+            mask = causal_mask(q.shape[-2], k.shape[-2], device=x.device)
         context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         batch, _, n_tokens, _ = context.shape
         merged = context.transpose(1, 2).reshape(batch, n_tokens, -1)
@@ -835,8 +914,8 @@ class LlamaModel(nn.Module):
         if self.cfg.tie_weights:
             self.out_head.weight = self.tok_emb.weight
 
-    def new_cache(self):
-        return KVCache(len(self.blocks))
+    def new_cache(self, pads=None):
+        return KVCache(len(self.blocks), pads)
 
     def features(self, idx, cache=None):
         """Hidden states after the final norm: [batch, tokens, emb_dim]."""
@@ -850,6 +929,9 @@ class LlamaModel(nn.Module):
                              f"{self.cfg.context_length}: keep only the "
                              "last ones")
         positions = torch.arange(start, end, device=idx.device)
+        if cache is not None and cache.pads is not None:
+            # each row's own positions [batch, tokens] (section 3.9)
+            positions = cache.prepare(idx, positions)[:, None]  # all heads
         rope = rope_angles(self.cfg.head_dim, positions, self.cfg.rope_base)
         x = self.tok_emb(idx)
         for i, block in enumerate(self.blocks):

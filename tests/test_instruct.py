@@ -354,12 +354,51 @@ def test_chat_generate_batched_equals_one_at_a_time():
     torch.manual_seed(0)
     model = GPTModel(GPTConfig(vocab_size=50, context_length=32, emb_dim=32, n_heads=4,
                                n_layers=2, drop_rate=0.0)).eval()
-    prompts = [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]
+    # different lengths: one left-padded batch
+    prompts = [[1, 2, 3, 4], [5, 6], [9, 10, 11, 12, 13, 14, 15]]
     limits = [3, 6, 1]
     together = instruct.chat_generate(model, prompts, limits, end_id=0)
     alone = [instruct.chat_generate(model, [p], [n], end_id=0)[0]
              for p, n in zip(prompts, limits)]
     assert together == alone
     assert [len(ids) <= n for ids, n in zip(together, limits)] == [True] * 3
-    with pytest.raises(ValueError, match="one token length"):
-        instruct.chat_generate(model, [[1, 2], [3]], [2, 2], end_id=0)
+    with pytest.raises(ValueError, match="at least one token"):
+        instruct.chat_generate(model, [[1, 2], []], [2, 2], end_id=0)
+
+
+def test_limit_batches_sorts_by_limit_and_keeps_every_row_once():
+    assert instruct.limit_batches([8, 4, 32, 4], batch_rows=3) == [[1, 3, 0], [2]]
+    limits = [5, 1, 9, 1, 5, 3, 9, 2]
+    batches = instruct.limit_batches(limits, batch_rows=3)
+    assert sorted(i for rows in batches for i in rows) == list(range(8))
+    assert [limits[i] for rows in batches for i in rows] == sorted(limits)
+    assert max(map(len, batches)) == 3
+
+
+class ByteEncoding:
+    """A stand-in tokenizer: one token per byte, 0 ends a text."""
+    eot_token = 0
+
+    def encode(self, text):
+        return list(text.encode())
+
+    def decode(self, ids):
+        return bytes(ids).decode(errors="replace")
+
+
+def test_respond_all_pads_prompts_of_different_lengths_and_equals_one_at_a_time():
+    from llmscratch.model import GPTConfig, GPTModel
+
+    torch.manual_seed(1)
+    model = GPTModel(GPTConfig(vocab_size=256, context_length=256, emb_dim=32, n_heads=4,
+                               n_layers=2, drop_rate=0.0)).eval()
+    examples = [{"instruction": "Count the words.", "input": "a b c", "family": "count_words"},
+                {"instruction": "Answer.", "input": "", "family": "open"},
+                {"instruction": "Reverse the order of the words.", "input": "one two three four",
+                 "family": "reverse_words"},
+                {"instruction": "Sum.", "input": "2 + 3", "family": "arithmetic"}]
+    encoding = ByteEncoding()
+    lengths = {len(encoding.encode(instruct.format_prompt(e))) for e in examples}
+    assert len(lengths) == len(examples)
+    together = instruct.respond_all(model, encoding, examples, desc="test")
+    assert together == [instruct.respond(model, encoding, e) for e in examples]

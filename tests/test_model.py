@@ -13,12 +13,18 @@ from llmscratch.model import (
     CheckpointMismatchError,
     GPTConfig,
     GPTModel,
+    KVCache,
+    LlamaConfig,
+    LlamaModel,
     count_parameters,
     generate,
     generate_greedy,
     gpt2_config,
+    greedy_choice,
     hf_gpt2_config,
+    left_pad,
     load_gpt2_safetensors,
+    padded_causal_mask,
 )
 
 transformers = pytest.importorskip("transformers")
@@ -206,6 +212,122 @@ def test_generate_stops_at_eos_and_uses_the_chooser():
     scripted = lambda logits: torch.tensor(next(script)).unsqueeze(1)  # noqa: E731
     out = generate(model, torch.zeros(2, 1, dtype=torch.long), 10, choose=scripted, eos_id=7)
     assert out[:, 1:].tolist() == [[3, 7, 7, 7], [4, 5, 6, 7]]
+
+
+# ---------------------------------------------------------------- left-padded batches
+
+TINY_LLAMA = dict(vocab_size=97, context_length=24, emb_dim=36, n_heads=6, n_kv_heads=2,
+                  n_layers=2, hidden_dim=64)
+
+
+def make_model(kind, seed):
+    torch.manual_seed(seed)
+    if kind == "gpt":
+        return GPTModel(GPTConfig(**SMALL, qkv_bias=bool(seed % 2)))
+    return LlamaModel(LlamaConfig(**TINY_LLAMA))
+
+
+def generate_logged(model, idx, n_new, **kwargs):
+    logged = []
+
+    def choose(logits):
+        logged.append(logits)
+        return greedy_choice(logits)
+
+    out = generate(model, idx, n_new, choose=choose, **kwargs)
+    return out, torch.stack(logged)
+
+
+@pytest.mark.parametrize("kind", ["gpt", "llama"])
+@pytest.mark.parametrize("seed", range(4))
+def test_left_padded_batch_equals_each_prompt_alone(kind, seed):
+    model = make_model(kind, seed).train()  # generate switches dropout off itself
+    generator = torch.Generator().manual_seed(seed)
+    # lengths from one token to the whole context (24); 20 new tokens slide every window
+    lengths = [[1, 5, 9], [3, 3, 12], [24, 2, 17, 1], [6, 11]][seed]
+    prompts = [torch.randint(0, 97, (n,), generator=generator).tolist() for n in lengths]
+    idx, pads = left_pad(prompts, pad_id=seed)
+    for window in (None, 10):  # the model's context, and a smaller generation window
+        out, logits = generate_logged(model, idx, 20, pads=pads, context_length=window)
+        assert model.training
+        for r, prompt in enumerate(prompts):
+            one, one_logits = generate_logged(model, torch.tensor([prompt]), 20,
+                                              context_length=window)
+            assert out[r, pads[r]:].tolist() == one[0].tolist()
+            torch.testing.assert_close(logits[:, r], one_logits[:, 0], atol=1e-4, rtol=0)
+
+
+def test_left_padded_generation_stops_each_row_at_eos():
+    model = make_model("gpt", 0).eval()
+    prompts = [[1, 2, 3, 4, 5], [6]]
+    idx, pads = left_pad(prompts, pad_id=0)
+    # row 0 ends at its 2nd new token, row 1 at its 3rd
+    script = iter([[3, 4], [7, 5], [6, 7], [9, 9]])
+    scripted = lambda logits: torch.tensor(next(script)).unsqueeze(1)  # noqa: E731
+    out = generate(model, idx, 10, choose=scripted, eos_id=7, pads=pads)
+    assert out[:, 5:].tolist() == [[3, 7, 7], [4, 5, 7]]
+
+
+@pytest.mark.parametrize("kind", ["gpt", "llama"])
+def test_pad_tokens_change_nothing_and_the_mask_is_what_hides_them(kind):
+    model = make_model(kind, 1).eval()
+    ids = torch.randint(0, 97, (1, 6), generator=torch.Generator().manual_seed(1))
+    pads = torch.tensor([4])
+    with torch.no_grad():
+        alone = model(ids)
+        runs = [model(torch.cat([torch.full((1, 4), pad), ids], dim=1), model.new_cache(pads))
+                for pad in (0, 50, 96)]
+        for run in runs:  # whatever the pad tokens are, the real tokens' logits are the same
+            torch.testing.assert_close(run[:, 4:], alone, atol=1e-5, rtol=0)
+        padded_ids = torch.cat([torch.full((1, 4), 50), ids], dim=1)
+        positions = model.new_cache(pads).prepare(padded_ids, torch.arange(10))
+        assert positions.tolist() == [[0, 0, 0, 0, 0, 1, 2, 3, 4, 5]]
+        # the same positions with the plain causal mask: the pads leak into the answer
+        leaky = KVCache(len(model.blocks), pads)
+        leaky.prepare = lambda idx, positions: (positions - pads[:, None]).clamp(min=0)
+        leaked = model(padded_ids, leaky)
+        assert (leaked[:, 4:] - alone).abs().max() > 1e-3
+
+
+def test_padded_causal_mask_by_hand():
+    mask = padded_causal_mask(torch.tensor([0, 1, 3]), 2, 4)  # 2 new tokens after 2 cached
+    assert mask.shape == (3, 1, 2, 4)
+    assert mask[:, 0].int().tolist() == [
+        [[1, 1, 1, 0], [1, 1, 1, 1]],
+        [[0, 1, 1, 0], [0, 1, 1, 1]],
+        [[0, 0, 1, 0], [0, 0, 0, 1]],  # three pads: query 2 is a pad and sees only itself
+    ]
+
+
+def test_unpadded_cache_keeps_the_old_path():
+    model = make_model("gpt", 0).eval()
+    cache = model.new_cache()
+    assert cache.pads is None
+    with torch.no_grad():
+        model(torch.zeros(2, 3, dtype=torch.long), cache)
+    assert all(layer.mask is None for layer in cache.layers)
+
+
+@pytest.mark.parametrize("kind", ["gpt", "llama"])
+def test_bad_pads_are_refused_clearly(kind):
+    model = make_model(kind, 0).eval()
+    idx, pads = left_pad([[1, 2, 3], [4]], pad_id=0)
+    with pytest.raises(ValueError, match="a row needs a real token"):
+        generate(model, idx, 2, pads=[0, 3])
+    with pytest.raises(ValueError, match="a row needs a real token"):
+        generate(model, idx, 2, pads=[0, -1])
+    with pytest.raises(ValueError, match="for each of the 2 rows"):
+        generate(model, idx, 2, pads=[0])
+    with pytest.raises(ValueError, match="use_cache=True"):
+        generate(model, idx, 2, pads=pads, use_cache=False)
+    with pytest.raises(ValueError, match="one count of pad tokens"):
+        model.new_cache([0.5, 1.0])
+    with pytest.raises(ValueError, match="pads for 3 rows, the batch has 2"):
+        model(idx, model.new_cache([0, 2, 1]))
+    with pytest.raises(ValueError, match="at least one token"):
+        left_pad([[1], []], pad_id=0)
+    with pytest.raises(ValueError, match="at least one prompt"):
+        left_pad([], pad_id=0)
 
 
 # ---------------------------------------------------------------- model and config
