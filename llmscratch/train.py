@@ -1527,6 +1527,17 @@ def resume_state(work_dir, model, optimizer, train_cfg, shards, device):
     return step, history
 
 
+# Words gloo uses when the process at the other end of a connection has died
+PEER_GONE = ("closed by peer", "reset by peer", "Broken pipe")
+
+
+def lost_a_peer(error: BaseException) -> bool:
+    """Did a collective fail because another process went away? Inside
+    backward, the gradient all-reduce reports it as a plain RuntimeError."""
+    return isinstance(error, dist.DistError) or any(
+        words in str(error) for words in PEER_GONE)
+
+
 def pretrain_data_parallel(
         model_cfg=COURSE_GPT_CONFIG, train_cfg=PRETRAIN_CONFIG,
         out_dir=PRETRAINED_DIR, work_dir=PRETRAIN_WORK_DIR, fresh=False,
@@ -1563,7 +1574,9 @@ def pretrain_data_parallel(
                 history, accumulation=accumulation, device=device,
                 checkpoint_dir=work_dir, checkpoint_every=checkpoint_every,
                 on_step=on_step)
-        except dist.DistError as error:
+        except RuntimeError as error:
+            if not lost_a_peer(error):
+                raise
             raise DistributedSetupError(
                 f"rank {rank} lost the other processes: one of them stopped "
                 f"(its error is above). The last checkpoint in {work_dir} is "

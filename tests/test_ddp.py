@@ -146,3 +146,11 @@ def test_a_world_size_that_does_not_divide_the_batch_fails_before_training(tmp_p
     code, out = finish(launch(torchrun("--standalone", "--nproc_per_node=3", *pretrain_args(tmp_path))))
     assert code != 0 and "does not split into 3 process(es)" in out and "--nproc_per_node" in out, out[-3000:]
     assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
+def test_a_lost_peer_is_told_from_a_bug():
+    # inside backward, gloo reports a dead peer as a plain RuntimeError
+    gone = RuntimeError("[gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:26012")
+    assert T.lost_a_peer(gone)
+    assert T.lost_a_peer(torch.distributed.DistError("timed out"))
+    assert not T.lost_a_peer(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
