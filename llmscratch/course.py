@@ -104,6 +104,14 @@ def asset_sources(name: str) -> list[dict]:
     return [{key: entry[key] for key in ("package", "version", "dist")}]
 
 
+def profile_assets(profile: str | None = None) -> list[str]:
+    """The assets a profile uses: all of them, but the quick profile leaves out
+    those marked `"profile": "full"` in assets.json (large files it never opens)."""
+    profile = profile or PROFILE
+    return [name for name, entry in MANIFEST.items()
+            if profile == "full" or entry.get("profile") != "full"]
+
+
 def asset_path(name: str, member: str, verify: bool = True) -> Path:
     """Path of one file of an asset, checked against its SHA-256 in assets.json."""
     if name not in MANIFEST:
@@ -113,7 +121,9 @@ def asset_path(name: str, member: str, verify: bool = True) -> Path:
         raise KeyError(f"asset {name!r} has no file {member!r}; it has {sorted(files)[:5]}...")
     path = DATA / name / member
     if not path.exists():
-        raise AssetError(f"missing asset file {path}; {FETCH_HINT}")
+        only_full = (f"{name} is used in the full profile only: set "
+                     "LLMS_PROFILE=full and " if name not in profile_assets() else "")
+        raise AssetError(f"missing asset file {path}; {only_full}{FETCH_HINT}")
     if verify and _verified(path) != files[member]:
         raise AssetError(
             f"{path} does not match its recorded SHA-256 (corrupt or altered); "

