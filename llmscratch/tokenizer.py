@@ -77,6 +77,24 @@ def pretokenize(text: str) -> list[str]:
     return GPT2_REGEX.findall(text)
 
 
+import re
+
+_SPACE = r"\t\n\x0b\x0c\r "  # what `regex` calls \s within ASCII
+GPT2_ASCII_REGEX = re.compile(
+    rf"""'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^{_SPACE}A-Za-z0-9]+"""
+    rf"""|[{_SPACE}]+(?![^{_SPACE}])|[{_SPACE}]+""")
+
+
+def piece_finder(pattern: str = GPT2_PATTERN):
+    """The `findall` that pre-tokenises with `pattern`; for GPT-2's pattern,
+    the ASCII form on texts that are all ASCII."""
+    full = regex.compile(pattern).findall
+    if pattern != GPT2_PATTERN:
+        return full
+    ascii_only = GPT2_ASCII_REGEX.findall
+    return lambda text: ascii_only(text) if text.isascii() else full(text)
+
+
 import collections
 
 TIE_BREAKS = ("smallest_ids", "greatest_bytes")
@@ -103,10 +121,10 @@ def count_words(text: str, special_tokens=(EOT,),
                 pattern: str = GPT2_PATTERN) -> collections.Counter:
     """How often each distinct pre-tokenised piece occurs (pieces never span
     a special token)."""
-    splitter = regex.compile(pattern)
+    find_pieces = piece_finder(pattern)
     counts = collections.Counter()
     for chunk in split_on_special(text, special_tokens):
-        counts.update(splitter.findall(chunk))
+        counts.update(find_pieces(chunk))
     return counts
 
 
@@ -355,7 +373,7 @@ class BPETokenizer:
                              "used by ordinary tokens")
         self.special_decoder = {i: text.encode("utf-8")
                                 for text, i in self.special_tokens.items()}
-        self.pattern, self.regex = pattern, regex.compile(pattern)
+        self.pattern, self.find_pieces = pattern, piece_finder(pattern)
         self.cache: dict[str, list[int]] = {}
         self.cache_size = cache_size
 
@@ -366,7 +384,7 @@ class BPETokenizer:
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode treating everything, special-token text too, as plain text."""
         ids, cache = [], self.cache
-        for piece in self.regex.findall(text):
+        for piece in self.find_pieces(text):
             piece_ids = cache.get(piece)
             if piece_ids is None:
                 if len(cache) >= self.cache_size:

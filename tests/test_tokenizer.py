@@ -60,6 +60,21 @@ def test_round_trip_and_tiktoken_parity_gpt2(gpt2, text):
     assert ids == reference.encode_ordinary(text)
 
 
+# All-ASCII text takes the pre-tokeniser's short cut (built-in `re`, spelled-out classes)
+ascii_pieces = st.sampled_from(["'s", "'ll", "'D", " ", "  ", "\n\n", "\t", "\x0b", "\x1c", "\x1f",
+                                " 4", "x", "_", "  x", "!?"])
+ascii_text = st.lists(st.one_of(ascii_pieces, st.text(st.characters(max_codepoint=127), max_size=5)),
+                      max_size=20).map("".join)
+
+
+@SETTINGS
+@given(ascii_text)
+def test_ascii_short_cut_matches_tiktoken(gpt2, text):
+    ours, reference = gpt2
+    assert T.piece_finder()(text) == T.GPT2_REGEX.findall(text)
+    assert ours.encode_ordinary(text) == reference.encode_ordinary(text)
+
+
 @SETTINGS
 @given(unicode_text)
 def test_round_trip_and_tiktoken_parity_course(course_vocab, text):
