@@ -3,6 +3,7 @@ text and the same wall-clock budget, in one run.
 
     python bench/bench_pretrain.py                 # 10 minutes of training each (about 25 min in all)
     python bench/bench_pretrain.py --minutes 2     # a shorter comparison
+    python bench/bench_pretrain.py --drop-rate 0   # also the course recipe without dropout
 
 (a) the course recipe: chapter 4's model shape (COURSE_GPT_CONFIG), its BPE vocabulary, batches
     and AdamW settings (PRETRAIN_CONFIG), its warm-up + cosine schedule;
@@ -21,6 +22,7 @@ machine's load therefore hits both alike. Each schedule's length is set from its
 timed warm-up steps, so that the learning rate has decayed when the budget runs out.
 """
 import argparse
+import dataclasses
 import math
 import os
 import time
@@ -72,14 +74,19 @@ def random_windows(ids, context, batch, seed):
     return batches
 
 
-def course_run(train_ids):
+def course_run(train_ids, drop_rate=None):
     torch.manual_seed(0)
-    model = GPTModel(COURSE_GPT_CONFIG)
+    model_cfg = COURSE_GPT_CONFIG
+    name = "course recipe (BPE 4,096, 6 x 256, context 256)"
+    if drop_rate is not None:
+        model_cfg = dataclasses.replace(model_cfg, drop_rate=drop_rate)
+        name = f"course recipe, dropout {drop_rate:g}"
+    model = GPTModel(model_cfg)
     cfg = PRETRAIN_CONFIG
     optimizer = make_optimizer(model, cfg.max_lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
     batches = ReplayableBatches(train_ids, COURSE_GPT_CONFIG.context_length, cfg.batch_size,
                                 cfg.stride, cfg.seed)
-    return Run("course recipe (BPE 4,096, 6 x 256, context 256)", model, optimizer, batches,
+    return Run(name, model, optimizer, batches,
                cfg.max_lr, cfg.min_lr, cfg.warmup_steps)
 
 
@@ -98,11 +105,15 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget of each run")
     parser.add_argument("--threads", type=int, default=0, help="PyTorch threads (default: its choice)")
+    parser.add_argument("--drop-rate", type=float, action="append", default=[], metavar="P",
+                        help="also train the course recipe with this dropout rate (repeatable)")
     parser.add_argument("--warmup-steps", type=int, default=5, choices=range(1, 1000), metavar="N",
                         help="timed steps that set each schedule's length")
     args = parser.parse_args()
     if args.minutes <= 0:
         raise SystemExit("--minutes must be positive")
+    if any(not 0 <= p < 1 for p in args.drop_rate):
+        raise SystemExit("--drop-rate must be in [0, 1)")
     if args.threads:
         torch.set_num_threads(args.threads)
     budget = 60 * args.minutes
@@ -123,6 +134,7 @@ def main():
           f"budget {args.minutes:g} min each")
 
     runs = [course_run(train_ids), char_run(train_chars, len(chars))]
+    runs[1:1] = [course_run(train_ids, p) for p in args.drop_rate]
     for run in runs:  # schedule length from the speed of a few steps (they count as training)
         run.train_step()  # the first step pays for one-off set-up: not timed for the estimate
         first = run.seconds
@@ -144,7 +156,8 @@ def main():
                   flush=True)
 
     results = {}
-    for run, ids, lengths in zip(runs, (val_ids, val_chars), (token_bytes, char_bytes)):
+    for run in runs:
+        ids, lengths = (val_chars, char_bytes) if run is runs[-1] else (val_ids, token_bytes)
         # non-overlapping windows of the model's context, every target counted
         loader = eval_loader(ids, run.model.cfg.context_length, batch_size=32)
         bpb = evaluate_bits_per_byte(run.model, loader, lengths)
@@ -152,10 +165,13 @@ def main():
         print(f"{run.name}: {run.step:,} steps in {run.seconds / 60:.1f} min, "
               f"{run.step * run.batches(0)[0].numel() / run.seconds:,.0f} tokens/s; "
               f"validation {bpb:.3f} bits per byte")
-    course, char = results.values()
-    print(f"\ncourse / baseline bits per byte = {course / char:.3f} "
-          f"({'the course recipe is better' if course < char else 'the baseline is better'} "
-          f"at equal wall time; {math.log2(256):.0f} bits per byte would be knowing nothing)")
+    char = results[runs[-1].name]
+    print(f"\n{math.log2(256):.0f} bits per byte would be knowing nothing")
+    for run in runs[:-1]:
+        ratio = results[run.name] / char
+        print(f"{run.name} / baseline bits per byte = {ratio:.3f} "
+              f"({'the course recipe is better' if ratio < 1 else 'the baseline is better'} "
+              "at equal wall time)")
 
 
 if __name__ == "__main__":

@@ -310,7 +310,7 @@ def rule_line(record):
     return f"Rule: {family_rule(record)}"
 
 
-def chat_messages(rubric, reply_format, user_lines):
+def judge_chat(rubric, reply_format, user_lines):
     """The rubric and reply format (the same each time) first, then the item."""
     return [{"role": "system", "content": f"{rubric}\n{reply_format}"},
             {"role": "user", "content": "\n".join(user_lines)}]
@@ -320,7 +320,7 @@ def score_messages(record, answer):
     """Direct scoring: the rubric, the task, its rule and one answer."""
     lines = task_lines(record) + [rule_line(record),
                                   f"Answer: {clip(answer, MAX_ANSWER_CHARS)}"]
-    return chat_messages(RUBRIC, REPLY_FORMATS["score"], lines)
+    return judge_chat(RUBRIC, REPLY_FORMATS["score"], lines)
 
 
 def reference_lines(record, answer):
@@ -345,7 +345,7 @@ def with_examples(messages, shots, lines, reply):
 def reference_messages(record, answer, rubric=REFERENCE_RUBRIC, shots=()):
     """Reference-guided verdict: the task, the known right answer and the
     answer to check, after the worked examples `shots`, if any."""
-    messages = chat_messages(rubric, REPLY_FORMATS["verdict"],
+    messages = judge_chat(rubric, REPLY_FORMATS["verdict"],
                              reference_lines(record, answer))
     return with_examples(messages, shots, reference_lines, lambda right: {
         "verdict": "correct" if right else "incorrect"})
@@ -366,7 +366,7 @@ def compare_lines(record, answer):
 def compare_messages(record, answer, shots=()):
     """The compare wording: only the rule, the reference and the answer,
     quoted, and a yes-or-no question, after the worked examples `shots`."""
-    messages = chat_messages(COMPARE_RUBRIC, REPLY_FORMATS["same"],
+    messages = judge_chat(COMPARE_RUBRIC, REPLY_FORMATS["same"],
                              compare_lines(record, answer))
     return with_examples(messages, shots, compare_lines, lambda right: {
         "same": "yes" if right else "no"})
@@ -377,7 +377,7 @@ def pairwise_messages(record, answer_a, answer_b):
     lines = task_lines(record) + [
         f"Answer A: {clip(answer_a, MAX_ANSWER_CHARS)}",
         f"Answer B: {clip(answer_b, MAX_ANSWER_CHARS)}"]
-    return chat_messages(PAIRWISE_RUBRIC, REPLY_FORMATS["winner"], lines)
+    return judge_chat(PAIRWISE_RUBRIC, REPLY_FORMATS["winner"], lines)
 
 
 import json

@@ -340,10 +340,23 @@ def lab7() -> dict[str, bytes]:
 MAKERS = [lab1, lab2, lab3, lab4, lab5, lab6, lab7]
 
 
+# Another CPU may round float32 sums differently (4.8e-07 seen in an AdamW step): a fixture is
+# stale only beyond the strictest tolerance the labs' graded tests allow.
+FLOAT_ATOL = 1e-6
+
+
+def same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.is_floating_point():
+        return torch.allclose(a, b, rtol=0.0, atol=FLOAT_ATOL)
+    return torch.equal(a, b)
+
+
 def same_content(name: str, new: bytes, old: bytes) -> bool:
     if name.endswith(".safetensors"):  # compare tensors, not the header's byte layout
         a, b = load(new), load(old)
-        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(same_tensor(a[k], b[k]) for k in a)
     return new == old
 
 
