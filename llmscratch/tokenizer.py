@@ -85,14 +85,19 @@ GPT2_ASCII_REGEX = re.compile(
     rf"""|[{_SPACE}]+(?![^{_SPACE}])|[{_SPACE}]+""")
 
 
+def gpt2_pieces(text: str) -> list[str]:
+    """pretokenize(text), by the ASCII form when the text allows it."""
+    if text.isascii():
+        return GPT2_ASCII_REGEX.findall(text)
+    return GPT2_REGEX.findall(text)
+
+
 def piece_finder(pattern: str = GPT2_PATTERN):
-    """The `findall` that pre-tokenises with `pattern`; for GPT-2's pattern,
-    the ASCII form on texts that are all ASCII."""
-    full = regex.compile(pattern).findall
-    if pattern != GPT2_PATTERN:
-        return full
-    ascii_only = GPT2_ASCII_REGEX.findall
-    return lambda text: ascii_only(text) if text.isascii() else full(text)
+    """The `findall` that pre-tokenises with `pattern` (a plain function, so
+    a tokenizer that keeps it can still be pickled)."""
+    if pattern == GPT2_PATTERN:
+        return gpt2_pieces
+    return regex.compile(pattern).findall
 
 
 import collections

@@ -75,6 +75,16 @@ def test_ascii_short_cut_matches_tiktoken(gpt2, text):
     assert ours.encode_ordinary(text) == reference.encode_ordinary(text)
 
 
+def test_tokenizers_can_be_pickled(gpt2):
+    import pickle
+
+    text = "Plain ASCII, and then some naïve café."
+    smol_like = T.BPETokenizer({bytes([b]): b for b in range(256)}, pattern=r"\w+|\W")
+    for tokenizer in (gpt2[0], smol_like):
+        copy = pickle.loads(pickle.dumps(tokenizer))
+        assert copy.encode_ordinary(text) == tokenizer.encode_ordinary(text)
+
+
 @SETTINGS
 @given(unicode_text)
 def test_round_trip_and_tiktoken_parity_course(course_vocab, text):
