@@ -133,8 +133,8 @@ def main():
           f"bytes; {len(chars)} characters; {torch.get_num_threads()} thread(s); "
           f"budget {args.minutes:g} min each")
 
-    runs = [course_run(train_ids), char_run(train_chars, len(chars))]
-    runs[1:1] = [course_run(train_ids, p) for p in args.drop_rate]
+    baseline = char_run(train_chars, len(chars))
+    runs = [course_run(train_ids), *(course_run(train_ids, p) for p in args.drop_rate), baseline]
     for run in runs:  # schedule length from the speed of a few steps (they count as training)
         run.train_step()  # the first step pays for one-off set-up: not timed for the estimate
         first = run.seconds
@@ -157,7 +157,7 @@ def main():
 
     results = {}
     for run in runs:
-        ids, lengths = (val_chars, char_bytes) if run is runs[-1] else (val_ids, token_bytes)
+        ids, lengths = (val_chars, char_bytes) if run is baseline else (val_ids, token_bytes)
         # non-overlapping windows of the model's context, every target counted
         loader = eval_loader(ids, run.model.cfg.context_length, batch_size=32)
         bpb = evaluate_bits_per_byte(run.model, loader, lengths)
@@ -165,9 +165,9 @@ def main():
         print(f"{run.name}: {run.step:,} steps in {run.seconds / 60:.1f} min, "
               f"{run.step * run.batches(0)[0].numel() / run.seconds:,.0f} tokens/s; "
               f"validation {bpb:.3f} bits per byte")
-    char = results[runs[-1].name]
+    char = results[baseline.name]
     print(f"\n{math.log2(256):.0f} bits per byte would be knowing nothing")
-    for run in runs[:-1]:
+    for run in runs[:-1]:  # every course run against the baseline
         ratio = results[run.name] / char
         print(f"{run.name} / baseline bits per byte = {ratio:.3f} "
               f"({'the course recipe is better' if ratio < 1 else 'the baseline is better'} "

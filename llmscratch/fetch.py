@@ -230,8 +230,9 @@ def data_gym_files(ranks: dict[bytes, int]) -> tuple[bytes, bytes]:
 def fetch_all(names: list[str] | None = None) -> None:
     """Fetch and verify assets (by default those the active profile uses) into
     course.DATA, with a progress bar."""
-    left_out = [] if names else sorted(set(course.MANIFEST) - set(course.profile_assets()))
+    defaulted = not names
     names = names or course.profile_assets()
+    left_out = [n for n in course.MANIFEST if n not in names] if defaulted else []
     unknown = [n for n in names if n not in course.MANIFEST]
     if unknown:
         raise FetchError(f"unknown asset(s) {unknown}; known: {sorted(course.MANIFEST)}")

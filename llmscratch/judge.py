@@ -346,7 +346,7 @@ def reference_messages(record, answer, rubric=REFERENCE_RUBRIC, shots=()):
     """Reference-guided verdict: the task, the known right answer and the
     answer to check, after the worked examples `shots`, if any."""
     messages = judge_chat(rubric, REPLY_FORMATS["verdict"],
-                             reference_lines(record, answer))
+                          reference_lines(record, answer))
     return with_examples(messages, shots, reference_lines, lambda right: {
         "verdict": "correct" if right else "incorrect"})
 
@@ -367,7 +367,7 @@ def compare_messages(record, answer, shots=()):
     """The compare wording: only the rule, the reference and the answer,
     quoted, and a yes-or-no question, after the worked examples `shots`."""
     messages = judge_chat(COMPARE_RUBRIC, REPLY_FORMATS["same"],
-                             compare_lines(record, answer))
+                          compare_lines(record, answer))
     return with_examples(messages, shots, compare_lines, lambda right: {
         "same": "yes" if right else "no"})
 
