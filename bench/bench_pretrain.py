@@ -3,7 +3,7 @@ text and the same wall-clock budget, in one run.
 
     python bench/bench_pretrain.py                 # 10 minutes of training each (about 25 min in all)
     python bench/bench_pretrain.py --minutes 2     # a shorter comparison
-    python bench/bench_pretrain.py --drop-rate 0   # also the course recipe without dropout
+    python bench/bench_pretrain.py --drop-rate 0.1 # also the course recipe with dropout 0.1
 
 (a) the course recipe: chapter 4's model shape (COURSE_GPT_CONFIG), its BPE vocabulary, batches
     and AdamW settings (PRETRAIN_CONFIG), its warm-up + cosine schedule;
