@@ -974,12 +974,43 @@ def read_gguf(path):
     return metadata, {t.name: t for t in reader.tensors}
 
 
+def fp16_column(blocks, start: int):
+    """The fp16 number at bytes start, start + 1 of every block, as float32."""
+    pair = blocks[:, start:start + 2].copy()  # contiguous, so it can be viewed
+    return torch.from_numpy(pair.view(np.float16)).float()
+
+
+def decode_q4_1(raw: np.ndarray):
+    """Q4_1 rows: blocks of fp16 d, fp16 m, then 16 bytes holding 32 four-bit
+    codes (low nibbles are weights 0-15, high nibbles 16-31); w = d * q + m."""
+    blocks = raw.reshape(-1, 20)
+    codes = torch.from_numpy(blocks[:, 4:].copy())
+    codes = torch.cat([codes & 0x0F, codes >> 4], dim=1)
+    # multiply, then add, as gguf.quants does: the same float32 roundings
+    values = fp16_column(blocks, 0) * codes + fp16_column(blocks, 2)
+    return values.reshape(raw.shape[0], -1)
+
+
+def decode_q8_0(raw: np.ndarray):
+    """Q8_0 rows: blocks of fp16 d, then 32 signed bytes; w = d * q."""
+    blocks = raw.reshape(-1, 34)
+    codes = torch.from_numpy(blocks[:, 2:].copy().view(np.int8))
+    return (fp16_column(blocks, 0) * codes).reshape(raw.shape[0], -1)
+
+
 def dequantize(tensor) -> np.ndarray:
     """A GGUF tensor as float32, in PyTorch's [out, in] order."""
+    from gguf import GGMLQuantizationType as GGML
     from gguf.quants import dequantize as gguf_dequantize
 
     # a plain array view of the mapped bytes: slicing a memmap costs more
-    values = gguf_dequantize(np.asarray(tensor.data), tensor.tensor_type)
+    raw = np.asarray(tensor.data)
+    # our file's two formats, decoded over all blocks at once by PyTorch
+    # (on all cores; about four times faster than gguf.quants' numpy code)
+    ours = {GGML.Q4_1: decode_q4_1, GGML.Q8_0: decode_q8_0}
+    if tensor.tensor_type in ours:
+        return ours[tensor.tensor_type](raw).numpy()
+    values = gguf_dequantize(raw, tensor.tensor_type)
     values = values.astype(np.float32, copy=False)  # most already are
     # float32 tensors come back as views of the read-only file: copy those
     return values if values.flags.writeable else values.copy()
