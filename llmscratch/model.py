@@ -998,18 +998,20 @@ def decode_q8_0(raw: np.ndarray):
     return (fp16_column(blocks, 0) * codes).reshape(raw.shape[0], -1)
 
 
+# our file's two formats, decoded over all blocks at once by PyTorch (on all
+# cores; about four times faster than gguf.quants' numpy code)
+DECODERS = {"Q4_1": decode_q4_1, "Q8_0": decode_q8_0}
+
+
 def dequantize(tensor) -> np.ndarray:
     """A GGUF tensor as float32, in PyTorch's [out, in] order."""
-    from gguf import GGMLQuantizationType as GGML
     from gguf.quants import dequantize as gguf_dequantize
 
     # a plain array view of the mapped bytes: slicing a memmap costs more
     raw = np.asarray(tensor.data)
-    # our file's two formats, decoded over all blocks at once by PyTorch
-    # (on all cores; about four times faster than gguf.quants' numpy code)
-    ours = {GGML.Q4_1: decode_q4_1, GGML.Q8_0: decode_q8_0}
-    if tensor.tensor_type in ours:
-        return ours[tensor.tensor_type](raw).numpy()
+    decode = DECODERS.get(tensor.tensor_type.name)
+    if decode is not None:
+        return decode(raw).numpy()
     values = gguf_dequantize(raw, tensor.tensor_type)
     values = values.astype(np.float32, copy=False)  # most already are
     # float32 tensors come back as views of the read-only file: copy those

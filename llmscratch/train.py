@@ -912,7 +912,7 @@ COURSE_GPT_CONFIG = GPTConfig(
     emb_dim=256,
     n_heads=8,
     n_layers=6,
-    # no dropout: at equal wall time it trains 1.8x the steps and ends lower
+    # no dropout: at equal wall time it trains 1.6x the steps and ends lower
     # (bench/bench_pretrain.py)
     drop_rate=0.0,
     qkv_bias=False,
